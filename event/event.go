@@ -1,0 +1,77 @@
+// Package event defines what relaygate records: one typed event per SMTP
+// attempt, decision or failure, as stored in the store and served by the API.
+package event
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Kind says what happened. The names are part of the API contract.
+type Kind string
+
+// Event kinds. Extend, never rename.
+const (
+	// Blocked: a non-relay source tried SMTP and got the refusal dialogue.
+	Blocked Kind = "blocked"
+	// WouldBlock: monitor mode saw a non-relay source speak SMTP.
+	WouldBlock Kind = "would_block"
+	// Relayed: a relay's session went onward to its original destination.
+	Relayed Kind = "relayed"
+	// Deferred: a limit answered 4xx; the client keeps the mail and retries.
+	Deferred Kind = "deferred"
+	// UpstreamError: the original destination could not be reached or failed.
+	UpstreamError Kind = "upstream_error"
+	// Refused: a non-relay source was over its connection cap and was closed
+	// without a dialogue.
+	Refused Kind = "refused"
+)
+
+// Kinds lists every known kind, for validating filters.
+var Kinds = []Kind{Blocked, WouldBlock, Relayed, Deferred, UpstreamError, Refused}
+
+// Valid reports whether k is a known kind.
+func (k Kind) Valid() bool {
+	for _, x := range Kinds {
+		if k == x {
+			return true
+		}
+	}
+	return false
+}
+
+// Event is one recorded fact. Client and Server are plain addresses: never
+// with a port, IPv4 never in ::ffff: mapped form (see Normalize).
+type Event struct {
+	ID         int64      `json:"id"`
+	Time       time.Time  `json:"time"`
+	Kind       Kind       `json:"kind"`
+	Client     netip.Addr `json:"client"`
+	Server     netip.Addr `json:"server"`
+	ServerPort uint16     `json:"server_port,omitempty"`
+	Relay      string     `json:"relay,omitempty"` // name of the matching relay, if any
+	Helo       string     `json:"helo"`
+	MailFrom   string     `json:"mail_from"`
+	Rcpt       []string   `json:"rcpt"`
+	Code       int        `json:"code"`
+	Detail     string     `json:"detail"`
+	// Bytes counts the octets the client sent through (relayed sessions).
+	Bytes int64 `json:"bytes,omitempty"`
+}
+
+// Normalize unmaps IPv4-mapped IPv6 addresses, drops zones, sets a nil Rcpt
+// to an empty list and the time to UTC, so that every consumer sees one form.
+func (e *Event) Normalize() {
+	e.Client = e.Client.Unmap().WithZone("")
+	e.Server = e.Server.Unmap().WithZone("")
+	if e.Rcpt == nil {
+		e.Rcpt = []string{}
+	}
+	e.Time = e.Time.UTC()
+}
+
+// Recorder accepts events. Implementations must not block the data path for
+// long; the store batches writes.
+type Recorder interface {
+	Record(Event)
+}
