@@ -1,0 +1,367 @@
+package bridge
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+
+	"github.com/relaygate/relaygate/config"
+)
+
+// ruleset is everything the nftables tables are built from.
+type ruleset struct {
+	Enforce   bool
+	Inside    string
+	Outside   string
+	Bridge    string
+	BridgeMAC net.HardwareAddr
+	Ports     []uint16
+	ProxyPort uint16
+	Relays4   []netip.Prefix
+	Relays6   []netip.Prefix
+}
+
+func rulesetFor(c *config.Config, mac net.HardwareAddr) ruleset {
+	r := ruleset{
+		Enforce:   c.Mode == config.Enforce,
+		Inside:    c.Interfaces.Inside,
+		Outside:   c.Interfaces.Outside,
+		Bridge:    c.Interfaces.Bridge,
+		BridgeMAC: mac,
+		ProxyPort: uint16(c.Proxy.Port),
+	}
+	for _, p := range c.Ports {
+		r.Ports = append(r.Ports, uint16(p))
+	}
+	slices.Sort(r.Ports)
+	r.Relays4, r.Relays6 = splitFamilies(c.RelayPrefixes())
+	return r
+}
+
+func tables() (br, nd, in *nftables.Table) {
+	return &nftables.Table{Name: TableName, Family: nftables.TableFamilyBridge},
+		&nftables.Table{Name: TableName, Family: nftables.TableFamilyNetdev},
+		&nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}
+}
+
+const (
+	etherTypeIPv4 = 0x0800
+	etherTypeIPv6 = 0x86dd
+	etherTypeVLAN = 0x8100
+)
+
+// Rule building blocks. Register 1 is the scratch register throughout.
+
+func ifname(name string) []expr.Any {
+	b := make([]byte, unix.IFNAMSIZ)
+	copy(b, name)
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: b},
+	}
+}
+
+func etherType(t uint16) []expr.Any {
+	return []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseLLHeader, Offset: 12, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(t)},
+	}
+}
+
+// vlanInner matches the ether type inside an 802.1Q tag. nftables rebuilds
+// an offloaded tag in the link-layer header it reads, so this works whether
+// or not the driver stripped the tag.
+func vlanInner(t uint16) []expr.Any {
+	return append(etherType(etherTypeVLAN),
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseLLHeader, Offset: 16, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(t)},
+	)
+}
+
+func metaProtocol(t uint16) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyPROTOCOL, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(t)},
+	}
+}
+
+func nfproto(p byte) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{p}},
+	}
+}
+
+func tcp() []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+	}
+}
+
+// tcpPort matches the TCP destination (offset 2) or source (offset 0) port
+// against a set; tcp() must come first.
+func tcpPort(offset uint32, set *nftables.Set) []expr.Any {
+	return []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: offset, Len: 2},
+		&expr.Lookup{SourceRegister: 1, SetName: set.Name, SetID: set.ID},
+	}
+}
+
+func alive(set *nftables.Set) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Lookup{SourceRegister: 1, SetName: set.Name, SetID: set.ID},
+	}
+}
+
+func saddrIn(v6 bool, set *nftables.Set) []expr.Any {
+	if v6 {
+		return []expr.Any{
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 8, Len: 16},
+			&expr.Lookup{SourceRegister: 1, SetName: set.Name, SetID: set.ID},
+		}
+	}
+	return []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
+		&expr.Lookup{SourceRegister: 1, SetName: set.Name, SetID: set.ID},
+	}
+}
+
+func counter(name string) expr.Any { return &expr.Objref{Type: 1, Name: name} }
+
+func accept() expr.Any { return &expr.Verdict{Kind: expr.VerdictAccept} }
+
+func tcpReset() expr.Any { return &expr.Reject{Type: unix.NFT_REJECT_TCP_RST} }
+
+// toHost readdresses the frame to the bridge's own MAC and marks it for the
+// local host: there is no broute on this kernel, and ip_rcv drops frames the
+// bridge already classified as PACKET_OTHERHOST.
+func toHost(mac net.HardwareAddr) []expr.Any {
+	return []expr.Any{
+		&expr.Immediate{Register: 1, Data: []byte{unix.PACKET_HOST}},
+		&expr.Meta{Key: expr.MetaKeyPKTTYPE, SourceRegister: true, Register: 1},
+		&expr.Immediate{Register: 1, Data: []byte(mac)},
+		&expr.Payload{OperationType: expr.PayloadWrite, SourceRegister: 1, Base: expr.PayloadBaseLLHeader, Offset: 0, Len: 6},
+	}
+}
+
+func setMark(mark uint32) []expr.Any {
+	return []expr.Any{
+		&expr.Immediate{Register: 1, Data: binaryutil.NativeEndian.PutUint32(mark)},
+		&expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: 1},
+	}
+}
+
+func join(parts ...[]expr.Any) []expr.Any {
+	var out []expr.Any
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out
+}
+
+func aliveElement() []nftables.SetElement {
+	return []nftables.SetElement{{Key: []byte{unix.IPPROTO_TCP}, Timeout: AliveTimeout}}
+}
+
+func portElements(ports []uint16) []nftables.SetElement {
+	var els []nftables.SetElement
+	for _, p := range ports {
+		els = append(els, nftables.SetElement{Key: binaryutil.BigEndian.PutUint16(p)})
+	}
+	return els
+}
+
+// intervalElements turns prefixes into the start/end elements of an interval
+// set. Overlapping and adjacent prefixes are merged first: the kernel refuses
+// overlapping intervals.
+func intervalElements(ps []netip.Prefix) []nftables.SetElement {
+	type span struct{ lo, hi netip.Addr }
+	var spans []span
+	for _, p := range ps {
+		p = p.Masked()
+		spans = append(spans, span{p.Addr(), lastAddr(p)})
+	}
+	slices.SortFunc(spans, func(a, b span) int { return a.lo.Compare(b.lo) })
+	var merged []span
+	for _, s := range spans {
+		if n := len(merged); n > 0 {
+			last := &merged[n-1]
+			if next := last.hi.Next(); !next.IsValid() || s.lo.Compare(next) <= 0 {
+				if s.hi.Compare(last.hi) > 0 {
+					last.hi = s.hi
+				}
+				continue
+			}
+		}
+		merged = append(merged, s)
+	}
+	var els []nftables.SetElement
+	for i, s := range merged {
+		if i == 0 && !s.lo.IsUnspecified() {
+			// The rbtree set wants an interval end at the start of the
+			// address space, as nft itself adds.
+			els = append(els, nftables.SetElement{Key: make([]byte, s.lo.BitLen()/8), IntervalEnd: true})
+		}
+		els = append(els, nftables.SetElement{Key: s.lo.AsSlice()})
+		if end := s.hi.Next(); end.IsValid() {
+			els = append(els, nftables.SetElement{Key: end.AsSlice(), IntervalEnd: true})
+		}
+	}
+	return els
+}
+
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Addr().AsSlice()
+	bits := p.Bits()
+	for i := range b {
+		for j := 0; j < 8; j++ {
+			if i*8+j >= bits {
+				b[i] |= 0x80 >> j
+			}
+		}
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
+}
+
+// build queues the whole ruleset on conn: our three tables are created (so
+// that deleting them cannot fail), deleted and created anew, all in the one
+// transaction that Flush sends. withAlive pre-fills the liveness sets.
+func build(conn *nftables.Conn, r ruleset, withAlive bool) error {
+	brT, ndT, inT := tables()
+	for _, t := range []*nftables.Table{brT, ndT, inT} {
+		conn.AddTable(t)
+		conn.DelTable(t)
+	}
+	conn.AddTable(brT)
+
+	// Bridge family: count, and in enforce mode divert to the host.
+	brPorts := &nftables.Set{Table: brT, Name: "smtp_ports", KeyType: nftables.TypeInetService}
+	if err := conn.AddSet(brPorts, portElements(r.Ports)); err != nil {
+		return fmt.Errorf("AddSet(bridge smtp_ports): %w", err)
+	}
+	for _, name := range []string{CounterSMTPPackets, CounterDiverted, CounterReturned} {
+		conn.AddObj(&nftables.CounterObj{Table: brT, Name: name})
+	}
+	brChain := conn.AddChain(&nftables.Chain{
+		Name: "prerouting", Table: brT, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRef(-300),
+	})
+	conn.AddRule(&nftables.Rule{Table: brT, Chain: brChain, Exprs: join(
+		ifname(r.Inside), tcp(), tcpPort(2, brPorts), []expr.Any{counter(CounterSMTPPackets)})})
+
+	if !r.Enforce {
+		return nil
+	}
+	brAlive := &nftables.Set{Table: brT, Name: "alive", KeyType: nftables.TypeInetProto, HasTimeout: true}
+	var aliveEls []nftables.SetElement
+	if withAlive {
+		aliveEls = aliveElement()
+	}
+	if err := conn.AddSet(brAlive, aliveEls); err != nil {
+		return fmt.Errorf("AddSet(bridge alive): %w", err)
+	}
+	for _, et := range []uint16{etherTypeIPv4, etherTypeIPv6} {
+		conn.AddRule(&nftables.Rule{Table: brT, Chain: brChain, Exprs: join(
+			ifname(r.Inside), etherType(et), tcp(), tcpPort(2, brPorts), alive(brAlive),
+			[]expr.Any{counter(CounterDiverted)}, toHost(r.BridgeMAC))})
+	}
+	for _, et := range []uint16{etherTypeIPv4, etherTypeIPv6} {
+		conn.AddRule(&nftables.Rule{Table: brT, Chain: brChain, Exprs: join(
+			ifname(r.Outside), etherType(et), tcp(), tcpPort(0, brPorts), alive(brAlive),
+			[]expr.Any{counter(CounterReturned)}, toHost(r.BridgeMAC))})
+	}
+
+	// Netdev family, ingress of the inside port: the failure behaviour and
+	// 802.1Q-tagged SMTP, which the proxy cannot terminate.
+	conn.AddTable(ndT)
+	ndPorts := &nftables.Set{Table: ndT, Name: "smtp_ports", KeyType: nftables.TypeInetService}
+	ndAlive := &nftables.Set{Table: ndT, Name: "alive", KeyType: nftables.TypeInetProto, HasTimeout: true}
+	relays4 := &nftables.Set{Table: ndT, Name: "relays4", KeyType: nftables.TypeIPAddr, Interval: true}
+	relays6 := &nftables.Set{Table: ndT, Name: "relays6", KeyType: nftables.TypeIP6Addr, Interval: true}
+	for _, s := range []struct {
+		set *nftables.Set
+		els []nftables.SetElement
+	}{{ndPorts, portElements(r.Ports)}, {ndAlive, aliveEls}, {relays4, intervalElements(r.Relays4)}, {relays6, intervalElements(r.Relays6)}} {
+		if err := conn.AddSet(s.set, s.els); err != nil {
+			return fmt.Errorf("AddSet(netdev %s): %w", s.set.Name, err)
+		}
+	}
+	for _, name := range []string{CounterReset, CounterTaggedRelay, CounterTaggedReset} {
+		conn.AddObj(&nftables.CounterObj{Table: ndT, Name: name})
+	}
+	ndChain := conn.AddChain(&nftables.Chain{
+		Name: "inside_ingress", Table: ndT, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookIngress, Priority: nftables.ChainPriorityRef(0),
+		Device: r.Inside,
+	})
+	add := func(e []expr.Any) { conn.AddRule(&nftables.Rule{Table: ndT, Chain: ndChain, Exprs: e}) }
+	add(join(vlanInner(etherTypeIPv4), saddrIn(false, relays4), tcp(), tcpPort(2, ndPorts), []expr.Any{counter(CounterTaggedRelay), accept()}))
+	add(join(vlanInner(etherTypeIPv6), saddrIn(true, relays6), tcp(), tcpPort(2, ndPorts), []expr.Any{counter(CounterTaggedRelay), accept()}))
+	add(join(etherType(etherTypeVLAN), tcp(), tcpPort(2, ndPorts), []expr.Any{counter(CounterTaggedReset), tcpReset()}))
+	add(join(alive(ndAlive), []expr.Any{accept()}))
+	add(join(metaProtocol(etherTypeIPv4), saddrIn(false, relays4), tcp(), tcpPort(2, ndPorts), []expr.Any{accept()}))
+	add(join(metaProtocol(etherTypeIPv6), saddrIn(true, relays6), tcp(), tcpPort(2, ndPorts), []expr.Any{accept()}))
+	add(join(tcp(), tcpPort(2, ndPorts), []expr.Any{counter(CounterReset), tcpReset()}))
+
+	// Inet family: hand diverted connections to the proxy's socket.
+	conn.AddTable(inT)
+	inPorts := &nftables.Set{Table: inT, Name: "smtp_ports", KeyType: nftables.TypeInetService}
+	if err := conn.AddSet(inPorts, portElements(r.Ports)); err != nil {
+		return fmt.Errorf("AddSet(inet smtp_ports): %w", err)
+	}
+	inChain := conn.AddChain(&nftables.Chain{
+		Name: "prerouting", Table: inT, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityMangle,
+	})
+	conn.AddRule(&nftables.Rule{Table: inT, Chain: inChain, Exprs: join(
+		ifname(r.Bridge), tcp(),
+		[]expr.Any{
+			&expr.Socket{Key: expr.SocketKeyTransparent, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{1}},
+		},
+		setMark(DivertMark), []expr.Any{accept()})})
+	port := binaryutil.BigEndian.PutUint16(r.ProxyPort)
+	for _, fam := range []byte{unix.NFPROTO_IPV4, unix.NFPROTO_IPV6} {
+		conn.AddRule(&nftables.Rule{Table: inT, Chain: inChain, Exprs: join(
+			ifname(r.Bridge), nfproto(fam), tcp(), tcpPort(2, inPorts),
+			[]expr.Any{
+				&expr.Immediate{Register: 1, Data: port},
+				&expr.TProxy{Family: fam, TableFamily: unix.NFPROTO_INET, RegPort: 1},
+			},
+			setMark(DivertMark), []expr.Any{accept()})})
+	}
+	return nil
+}
+
+// refreshAlive queues the heartbeat: flush and re-add the element, because
+// re-adding an existing element does not restart its timer.
+func refreshAlive(conn *nftables.Conn, on bool) {
+	brT, ndT, _ := tables()
+	for _, t := range []*nftables.Table{brT, ndT} {
+		s := &nftables.Set{Table: t, Name: "alive", KeyType: nftables.TypeInetProto, HasTimeout: true}
+		conn.FlushSet(s)
+		if on {
+			_ = conn.SetAddElements(s, aliveElement())
+		}
+	}
+}
+
+// deleteTables queues the removal of our tables, each created first so that
+// the deletion cannot fail when it is absent.
+func deleteTables(conn *nftables.Conn) {
+	brT, ndT, inT := tables()
+	for _, t := range []*nftables.Table{brT, ndT, inT} {
+		conn.AddTable(t)
+		conn.DelTable(t)
+	}
+}
+

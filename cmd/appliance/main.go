@@ -1,0 +1,114 @@
+// Command appliance is relaygate: the egress SMTP guard daemon and its
+// administrative subcommands.
+//
+//	appliance run --config FILE            the daemon
+//	appliance check-config --config FILE   validate a configuration file
+//	appliance token create --data-dir DIR  print a new API bearer token
+//	appliance teardown --config FILE       remove relaygate's rules and routes
+//	appliance version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `usage:
+  appliance run --config FILE [--log-format text|json]
+  appliance check-config --config FILE
+  appliance token create --data-dir DIR [--name NAME]
+  appliance teardown --config FILE
+  appliance version
+`
+
+// errUsage marks command-line mistakes (exit status 2).
+var errUsage = errors.New("usage")
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := dispatch(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	switch {
+	case err == nil:
+	case errors.Is(err, errUsage):
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	default:
+		fmt.Fprintf(os.Stderr, "appliance: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return errUsage
+	}
+	switch args[0] {
+	case "run":
+		fs := flag.NewFlagSet("run", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		cfgPath := fs.String("config", "/etc/relaygate/relaygate.yaml", "configuration file")
+		logFormat := fs.String("log-format", "", "log format: text or json (default: log.format of the config)")
+		if err := fs.Parse(args[1:]); err != nil {
+			return errUsage
+		}
+		return runDaemon(ctx, *cfgPath, *logFormat, stderr)
+	case "check-config":
+		fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		cfgPath := fs.String("config", "/etc/relaygate/relaygate.yaml", "configuration file")
+		if err := fs.Parse(args[1:]); err != nil {
+			return errUsage
+		}
+		return checkConfig(*cfgPath, stdout)
+	case "token":
+		if len(args) < 2 || args[1] != "create" {
+			return errUsage
+		}
+		fs := flag.NewFlagSet("token create", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		dataDir := fs.String("data-dir", "/var/lib/relaygate", "data directory of the appliance")
+		name := fs.String("name", "cli", "a label for the token")
+		if err := fs.Parse(args[2:]); err != nil {
+			return errUsage
+		}
+		return createToken(ctx, *dataDir, *name, stdout)
+	case "teardown":
+		fs := flag.NewFlagSet("teardown", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		cfgPath := fs.String("config", "/etc/relaygate/relaygate.yaml", "configuration file")
+		if err := fs.Parse(args[1:]); err != nil {
+			return errUsage
+		}
+		return teardown(*cfgPath)
+	case "version", "--version", "-version":
+		fmt.Fprintf(stdout, "relaygate %s\n", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	return errUsage
+}
+
+func newLogger(w io.Writer, format, level string) *slog.Logger {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		lv = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
