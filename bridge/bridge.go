@@ -66,8 +66,10 @@ const (
 	CounterReset = "reset"
 	// CounterTaggedRelay counts 802.1Q-tagged relay packets bridged straight through.
 	CounterTaggedRelay = "tagged_relay"
-	// CounterTaggedReset counts 802.1Q-tagged non-relay packets reset.
-	CounterTaggedReset = "tagged_reset"
+	// CounterTaggedDropped counts 802.1Q-tagged non-relay packets dropped.
+	// They are dropped, not reset: the reset the netdev hook builds leaves
+	// untagged and would never reach the sender's VLAN.
+	CounterTaggedDropped = "tagged_dropped"
 )
 
 // splitFamilies returns the IPv4 and IPv6 prefixes of ps.

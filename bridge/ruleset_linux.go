@@ -295,7 +295,7 @@ func build(conn *nftables.Conn, r ruleset, withAlive bool) error {
 			return fmt.Errorf("AddSet(netdev %s): %w", s.set.Name, err)
 		}
 	}
-	for _, name := range []string{CounterReset, CounterTaggedRelay, CounterTaggedReset} {
+	for _, name := range []string{CounterReset, CounterTaggedRelay, CounterTaggedDropped} {
 		conn.AddObj(&nftables.CounterObj{Table: ndT, Name: name})
 	}
 	ndChain := conn.AddChain(&nftables.Chain{
@@ -306,7 +306,7 @@ func build(conn *nftables.Conn, r ruleset, withAlive bool) error {
 	add := func(e []expr.Any) { conn.AddRule(&nftables.Rule{Table: ndT, Chain: ndChain, Exprs: e}) }
 	add(join(vlanInner(etherTypeIPv4), saddrIn(false, relays4), tcp(), tcpPort(2, ndPorts), []expr.Any{counter(CounterTaggedRelay), accept()}))
 	add(join(vlanInner(etherTypeIPv6), saddrIn(true, relays6), tcp(), tcpPort(2, ndPorts), []expr.Any{counter(CounterTaggedRelay), accept()}))
-	add(join(etherType(etherTypeVLAN), tcp(), tcpPort(2, ndPorts), []expr.Any{counter(CounterTaggedReset), tcpReset()}))
+	add(join(etherType(etherTypeVLAN), tcp(), tcpPort(2, ndPorts), []expr.Any{counter(CounterTaggedDropped), &expr.Verdict{Kind: expr.VerdictDrop}}))
 	add(join(alive(ndAlive), []expr.Any{accept()}))
 	add(join(metaProtocol(etherTypeIPv4), saddrIn(false, relays4), tcp(), tcpPort(2, ndPorts), []expr.Any{accept()}))
 	add(join(metaProtocol(etherTypeIPv6), saddrIn(true, relays6), tcp(), tcpPort(2, ndPorts), []expr.Any{accept()}))

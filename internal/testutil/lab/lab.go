@@ -100,6 +100,7 @@ func (l *Lab) Run(ctx context.Context, host string, args ...string) (string, err
 type Process struct {
 	Cmd  *exec.Cmd
 	Log  string
+	from int64 // offset of this process's output in Log
 	done chan error
 }
 
@@ -110,13 +111,17 @@ func (l *Lab) Start(host, logName string, args ...string) (*Process, error) {
 	if err != nil {
 		return nil, err
 	}
+	var from int64
+	if fi, err := f.Stat(); err == nil {
+		from = fi.Size()
+	}
 	cmd := exec.Command("ip", append([]string{"netns", "exec", l.NS(host)}, args...)...)
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("start %v: %w", args, err)
 	}
-	p := &Process{Cmd: cmd, Log: logPath, done: make(chan error, 1)}
+	p := &Process{Cmd: cmd, Log: logPath, from: from, done: make(chan error, 1)}
 	go func() { p.done <- cmd.Wait(); f.Close() }()
 	return p, nil
 }
@@ -149,7 +154,10 @@ func (p *Process) Exited() (error, bool) {
 // Output returns what the process has logged so far.
 func (p *Process) Output() string {
 	b, _ := os.ReadFile(p.Log)
-	return string(b)
+	if int64(len(b)) < p.from {
+		return ""
+	}
+	return string(b[p.from:])
 }
 
 // Config is the appliance configuration used in the lab, for a mode.

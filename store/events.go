@@ -1,0 +1,434 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/relaygate/relaygate/event"
+)
+
+// Record queues e for writing. It implements event.Recorder: it normalizes
+// e, stamps it with the store's clock when its Time is zero, and never
+// blocks: when the write queue is full, or the store is closed, the event is
+// dropped and counted (see Dropped).
+func (s *Store) Record(e event.Event) {
+	if e.Time.IsZero() {
+		e.Time = s.now()
+	}
+	e.ID = 0
+	// The caller may reuse its slice after Record returns.
+	e.Rcpt = slices.Clone(e.Rcpt)
+	e.Normalize()
+
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		s.dropped.Add(1)
+		return
+	}
+	select {
+	case s.queue <- e:
+	default:
+		s.dropped.Add(1)
+	}
+}
+
+// Recorded returns how many events were committed to the database by this
+// Store since Open.
+func (s *Store) Recorded() uint64 { return s.recorded.Load() }
+
+// Dropped returns how many events were lost since Open: the write queue was
+// full, the store was closed, or their batch failed to commit.
+func (s *Store) Dropped() uint64 { return s.dropped.Load() }
+
+// Flush waits until every event recorded before the call is committed, and
+// returns the error of any failed commit since the previous Flush.
+func (s *Store) Flush(ctx context.Context) error {
+	reply := make(chan error, 1)
+	select {
+	case s.flushReq <- reply:
+	case <-s.writerDone:
+		return fmt.Errorf("flush: %w", ErrClosed)
+	case <-ctx.Done():
+		return fmt.Errorf("flush: %w", ctx.Err())
+	}
+	select {
+	case err := <-reply:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("flush: %w", ctx.Err())
+	}
+}
+
+// writer owns all event inserts: it batches queued events into one
+// transaction per batchSize events or batchInterval.
+func (s *Store) writer() {
+	ticker := time.NewTicker(batchInterval)
+	defer ticker.Stop()
+	batch := make([]event.Event, 0, batchSize)
+	var failed []error // commit errors not yet reported to a Flush
+	var loggedDropped uint64
+	commit := func() {
+		if len(batch) == 0 {
+			return
+		}
+		if err := s.insert(batch); err != nil {
+			s.dropped.Add(uint64(len(batch)))
+			s.log.Error("writing events failed; events dropped", "events", len(batch), "err", err)
+			failed = append(failed, err)
+		} else {
+			s.recorded.Add(uint64(len(batch)))
+		}
+		clear(batch) // release Rcpt slices
+		batch = batch[:0]
+	}
+	add := func(e event.Event) {
+		batch = append(batch, e)
+		if len(batch) >= batchSize {
+			commit()
+		}
+	}
+	for {
+		select {
+		case e := <-s.queue:
+			add(e)
+		case <-ticker.C:
+			commit()
+			if d := s.dropped.Load(); d != loggedDropped {
+				s.log.Warn("events dropped", "dropped_total", d, "new", d-loggedDropped)
+				loggedDropped = d
+			}
+		case reply := <-s.flushReq:
+			// Everything recorded before Flush was called is in the queue
+			// now; take exactly that much, so that a steady stream of new
+			// events cannot starve the Flush.
+			for n := len(s.queue); n > 0; n-- {
+				add(<-s.queue)
+			}
+			commit()
+			reply <- errors.Join(failed...)
+			failed = nil
+		case <-s.stop:
+			for {
+				select {
+				case e := <-s.queue:
+					add(e)
+				default:
+					commit()
+					return
+				}
+			}
+		}
+	}
+}
+
+const insertEvent = `INSERT INTO events
+	(time, kind, client, server, server_port, relay, helo, mail_from, rcpt, code, detail, bytes)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+func (s *Store) insert(batch []event.Event) (err error) {
+	// Not cancelled by Close: the final batch must still be written.
+	ctx := context.Background()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("insert events: begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+		}
+	}()
+	stmt, err := tx.PrepareContext(ctx, insertEvent)
+	if err != nil {
+		return fmt.Errorf("insert events: prepare: %w", err)
+	}
+	defer stmt.Close()
+	for _, e := range batch {
+		rcpt, err := marshalRcpt(e.Rcpt)
+		if err != nil {
+			return fmt.Errorf("insert events: %w", err)
+		}
+		if _, err := stmt.ExecContext(ctx, nanos(e.Time), string(e.Kind), addrString(e.Client), addrString(e.Server),
+			int64(e.ServerPort), e.Relay, e.Helo, e.MailFrom, rcpt, int64(e.Code), e.Detail, e.Bytes); err != nil {
+			return fmt.Errorf("insert events: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("insert events: commit: %w", err)
+	}
+	return nil
+}
+
+// marshalRcpt encodes recipients as a JSON array without HTML escaping, so
+// that a substring search for "<" or "&" finds them.
+func marshalRcpt(rcpt []string) (string, error) {
+	if rcpt == nil {
+		rcpt = []string{}
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(rcpt); err != nil {
+		return "", fmt.Errorf("encode rcpt: %w", err)
+	}
+	return strings.TrimSuffix(b.String(), "\n"), nil
+}
+
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.Unmap().WithZone("").String()
+}
+
+func parseAddr(s string) (netip.Addr, error) {
+	if s == "" {
+		return netip.Addr{}, nil
+	}
+	return netip.ParseAddr(s)
+}
+
+// Query selects events. Zero fields do not filter.
+type Query struct {
+	// Kind selects one kind of event.
+	Kind event.Kind
+	// Client selects events from one client address (IPv4-mapped addresses
+	// match their IPv4 form).
+	Client netip.Addr
+	// Since (inclusive) and Until (exclusive) bound the event time.
+	Since, Until time.Time
+	// Text matches a substring, case-insensitive for ASCII, of mail_from,
+	// any recipient or helo.
+	Text string
+	// Limit caps the result: default 100, at most 10000.
+	Limit int
+	// BeforeID pages: only events that come after the event with this ID in
+	// newest-first order. Pass the ID of the last event of the previous page.
+	BeforeID int64
+}
+
+const eventColumns = `id, time, kind, client, server, server_port, relay, helo, mail_from, rcpt, code, detail, bytes`
+
+// Events returns the events matching q, newest first (by time, then by ID).
+func (s *Store) Events(ctx context.Context, q Query) ([]event.Event, error) {
+	var where []string
+	var args []any
+	if q.Kind != "" {
+		where = append(where, "kind = ?")
+		args = append(args, string(q.Kind))
+	}
+	if q.Client.IsValid() {
+		where = append(where, "client = ?")
+		args = append(args, addrString(q.Client))
+	}
+	if !q.Since.IsZero() {
+		where = append(where, "time >= ?")
+		args = append(args, nanos(q.Since))
+	}
+	if !q.Until.IsZero() {
+		where = append(where, "time < ?")
+		args = append(args, nanos(q.Until))
+	}
+	if q.Text != "" {
+		where = append(where, `(mail_from LIKE ? ESCAPE '\' OR rcpt LIKE ? ESCAPE '\' OR helo LIKE ? ESCAPE '\')`)
+		pat := "%" + escapeLike(q.Text) + "%"
+		args = append(args, pat, pat, pat)
+	}
+	if q.BeforeID > 0 {
+		// A pruned anchor yields nothing, which is right: pruning removes
+		// the oldest events, so nothing older than the anchor is left.
+		where = append(where, "(time, id) < (SELECT time, id FROM events WHERE id = ?)")
+		args = append(args, q.BeforeID)
+	}
+	query := "SELECT " + eventColumns + " FROM events"
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	query += fmt.Sprintf(" ORDER BY time DESC, id DESC LIMIT %d", clampLimit(q.Limit))
+
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query events: %w", err)
+	}
+	defer rows.Close()
+	out := []event.Event{}
+	for rows.Next() {
+		e, err := scanEvent(rows)
+		if err != nil {
+			return nil, fmt.Errorf("query events: %w", err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("query events: %w", err)
+	}
+	return out, nil
+}
+
+func escapeLike(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
+
+func scanEvent(rows *sql.Rows) (event.Event, error) {
+	var (
+		e                    event.Event
+		t, port, code        int64
+		kind, client, server string
+		rcpt                 string
+	)
+	if err := rows.Scan(&e.ID, &t, &kind, &client, &server, &port, &e.Relay, &e.Helo, &e.MailFrom, &rcpt, &code, &e.Detail, &e.Bytes); err != nil {
+		return e, err
+	}
+	e.Time = fromNanos(t)
+	e.Kind = event.Kind(kind)
+	e.ServerPort = uint16(port)
+	e.Code = int(code)
+	var err error
+	if e.Client, err = parseAddr(client); err != nil {
+		return e, fmt.Errorf("event %d: client: %w", e.ID, err)
+	}
+	if e.Server, err = parseAddr(server); err != nil {
+		return e, fmt.Errorf("event %d: server: %w", e.ID, err)
+	}
+	if rcpt != "" {
+		if err := json.Unmarshal([]byte(rcpt), &e.Rcpt); err != nil {
+			return e, fmt.Errorf("event %d: rcpt: %w", e.ID, err)
+		}
+	}
+	if e.Rcpt == nil {
+		e.Rcpt = []string{}
+	}
+	return e, nil
+}
+
+// Host aggregates the events of one client address.
+type Host struct {
+	Addr netip.Addr `json:"addr"`
+	// Attempts counts events of any kind from the address.
+	Attempts int64 `json:"attempts"`
+	// Blocked counts blocked, would_block and refused events.
+	Blocked   int64     `json:"blocked"`
+	Relayed   int64     `json:"relayed"`
+	Deferred  int64     `json:"deferred"`
+	FirstSeen time.Time `json:"first_seen"`
+	LastSeen  time.Time `json:"last_seen"`
+}
+
+// Hosts aggregates the stored events per client address, most recently seen
+// first. limit defaults to 100 and is at most 10000.
+func (s *Store) Hosts(ctx context.Context, limit int) ([]Host, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT client, COUNT(*),
+		SUM(kind IN (?, ?, ?)), SUM(kind = ?), SUM(kind = ?), MIN(time), MAX(time)
+		FROM events WHERE client != '' GROUP BY client
+		ORDER BY MAX(time) DESC, client LIMIT ?`,
+		string(event.Blocked), string(event.WouldBlock), string(event.Refused),
+		string(event.Relayed), string(event.Deferred), clampLimit(limit))
+	if err != nil {
+		return nil, fmt.Errorf("query hosts: %w", err)
+	}
+	defer rows.Close()
+	out := []Host{}
+	for rows.Next() {
+		var h Host
+		var addr string
+		var first, last int64
+		if err := rows.Scan(&addr, &h.Attempts, &h.Blocked, &h.Relayed, &h.Deferred, &first, &last); err != nil {
+			return nil, fmt.Errorf("query hosts: %w", err)
+		}
+		if h.Addr, err = parseAddr(addr); err != nil {
+			return nil, fmt.Errorf("query hosts: client %q: %w", addr, err)
+		}
+		h.FirstSeen, h.LastSeen = fromNanos(first), fromNanos(last)
+		out = append(out, h)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("query hosts: %w", err)
+	}
+	return out, nil
+}
+
+// pruneChunk bounds each delete transaction, so that the write lock is
+// never held long enough to stall the writer or another process.
+const pruneChunk = 5000
+
+// Prune deletes events older than the retention and the oldest events beyond
+// the event cap, and returns how many it deleted. Open runs it in the
+// background every PruneInterval.
+func (s *Store) Prune(ctx context.Context) (int64, error) {
+	retention, maxEvents := s.limits()
+	var total int64
+	cutoff := nanos(s.now().Add(-retention))
+	n, err := s.deleteChunks(ctx, `DELETE FROM events WHERE id IN
+		(SELECT id FROM events WHERE time < ? LIMIT ?)`, cutoff)
+	total += n
+	if err != nil {
+		return total, fmt.Errorf("prune by age: %w", err)
+	}
+
+	// The newest event that is over the cap, and everything older, goes.
+	var t, id int64
+	err = s.db.QueryRowContext(ctx, `SELECT time, id FROM events
+		ORDER BY time DESC, id DESC LIMIT 1 OFFSET ?`, maxEvents).Scan(&t, &id)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return total, fmt.Errorf("prune by count: %w", err)
+	default:
+		n, err := s.deleteChunks(ctx, `DELETE FROM events WHERE id IN
+			(SELECT id FROM events WHERE time <= ?1 AND (time < ?1 OR id <= ?2) LIMIT ?3)`, t, id)
+		total += n
+		if err != nil {
+			return total, fmt.Errorf("prune by count: %w", err)
+		}
+	}
+	s.pruned.Add(uint64(total))
+	return total, nil
+}
+
+// deleteChunks runs query (whose last parameter is the chunk size) until it
+// deletes nothing.
+func (s *Store) deleteChunks(ctx context.Context, query string, args ...any) (int64, error) {
+	args = append(args, pruneChunk)
+	var total int64
+	for {
+		res, err := s.db.ExecContext(ctx, query, args...)
+		if err != nil {
+			return total, err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, err
+		}
+		total += n
+		if n < pruneChunk {
+			return total, nil
+		}
+	}
+}
+
+func (s *Store) pruner(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		n, err := s.Prune(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			s.log.Error("pruning events failed", "err", err)
+		case n > 0:
+			s.log.Info("pruned events", "deleted", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,356 @@
+// Package store is relaygate's event store: SQLite in the data directory,
+// holding recorded events, API bearer tokens and the admin audit log.
+//
+// Events are written by one goroutine in batches, so that Record never blocks
+// the SMTP data path; readers (the web UI, the API) query concurrently. The
+// database runs in WAL mode with a busy timeout, so that a second process
+// (appliance token create) can use it while the daemon has it open.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"github.com/relaygate/relaygate/event"
+)
+
+// Defaults for Options.
+const (
+	DefaultRetention     = 90 * 24 * time.Hour
+	DefaultMaxEvents     = 1_000_000
+	DefaultQueueSize     = 8192
+	DefaultPruneInterval = time.Hour
+
+	// FileName is the database file inside the data directory.
+	FileName = "relaygate.db"
+)
+
+const (
+	batchSize     = 256
+	batchInterval = 200 * time.Millisecond
+	// busyTimeout bounds how long a statement waits for another connection or
+	// process holding the write lock (a prune chunk, a token create).
+	busyTimeout = 10 * time.Second
+	maxLimit    = 10000
+	defLimit    = 100
+)
+
+// ErrClosed is returned by operations on a closed Store.
+var ErrClosed = errors.New("store closed")
+
+// ErrNotFound is returned when a token or other record does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Options configures a Store. The zero value is usable: Open sets defaults.
+type Options struct {
+	// Retention deletes events older than this, e.g. 2160h (90 days).
+	// Zero or negative means DefaultRetention.
+	Retention time.Duration
+	// MaxEvents keeps at most this many events, oldest deleted first,
+	// e.g. 1000000. Zero or negative means DefaultMaxEvents.
+	MaxEvents int
+	// Logger receives the store's logs; nil discards them.
+	Logger *slog.Logger
+	// Now is the clock for event times and retention, default time.Now.
+	Now func() time.Time
+	// QueueSize bounds the write queue; Record drops events when it is full.
+	// Zero or negative means DefaultQueueSize.
+	QueueSize int
+	// PruneInterval is how often retention is applied in the background, the
+	// first time right after Open. Zero means DefaultPruneInterval; negative
+	// disables background pruning (Prune can still be called).
+	PruneInterval time.Duration
+}
+
+// Store is the event store. Its methods are safe for concurrent use.
+type Store struct {
+	db   *sql.DB
+	path string
+	log  *slog.Logger
+	now  func() time.Time
+
+	limitsMu  sync.Mutex
+	retention time.Duration
+	maxEvents int
+
+	// mu guards closed against Record racing with Close.
+	mu     sync.RWMutex
+	closed bool
+
+	queue      chan event.Event
+	flushReq   chan chan error
+	stop       chan struct{}
+	writerDone chan struct{}
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+	closeOnce  sync.Once
+	closeErr   error
+
+	recorded atomic.Uint64
+	dropped  atomic.Uint64
+	pruned   atomic.Uint64
+
+	collectors []prometheus.Collector
+}
+
+var _ event.Recorder = (*Store)(nil)
+
+// Open opens (creating if needed) the store in dir/relaygate.db. dir is
+// created with mode 0700 when missing. Schema migrations run inside one
+// write transaction, so concurrent Opens from several processes are safe.
+func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
+	if dir == "" {
+		return nil, errors.New("open store: empty data directory")
+	}
+	if strings.ContainsAny(dir, "?#") {
+		// The driver splits its DSN at '?'.
+		return nil, fmt.Errorf("open store: data directory %q must not contain '?' or '#'", dir)
+	}
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("open store: create data directory: %w", err)
+		}
+	case err != nil:
+		return nil, fmt.Errorf("open store: %w", err)
+	case !fi.IsDir():
+		return nil, fmt.Errorf("open store: data directory %s is not a directory", dir)
+	}
+	path := filepath.Join(dir, FileName)
+	// Create the file ourselves so that it is not world-readable: it holds
+	// token hashes and evidence.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	f.Close()
+
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	// Write transactions take the write lock at BEGIN: a deferred transaction
+	// that reads first can fail with SQLITE_BUSY without waiting when another
+	// process wrote in between.
+	q.Set("_txlock", "immediate")
+	db, err := sql.Open("sqlite", path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(8)
+	db.SetMaxIdleConns(4)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("component", "store")
+	var mode string
+	if err := db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store %s: journal_mode: %w", path, err)
+	}
+	if !strings.EqualFold(mode, "wal") {
+		log.Warn("database not in WAL mode; concurrent access from other processes may fail", "journal_mode", mode, "path", path)
+	}
+	if err := migrate(ctx, db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.QueueSize <= 0 {
+		opts.QueueSize = DefaultQueueSize
+	}
+	if opts.PruneInterval == 0 {
+		opts.PruneInterval = DefaultPruneInterval
+	}
+	s := &Store{
+		db:         db,
+		path:       path,
+		log:        log,
+		now:        opts.Now,
+		queue:      make(chan event.Event, opts.QueueSize),
+		flushReq:   make(chan chan error),
+		stop:       make(chan struct{}),
+		writerDone: make(chan struct{}),
+	}
+	s.SetLimits(opts.Retention, opts.MaxEvents)
+	s.collectors = s.newCollectors()
+
+	bg, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer close(s.writerDone)
+		s.writer()
+	}()
+	if opts.PruneInterval > 0 {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.pruner(bg, opts.PruneInterval)
+		}()
+	}
+	return s, nil
+}
+
+// Path returns the database file name.
+func (s *Store) Path() string { return s.path }
+
+// SetLimits changes retention and the event cap of a running store; they
+// apply from the next Prune. Zero or negative values mean the defaults.
+func (s *Store) SetLimits(retention time.Duration, maxEvents int) {
+	if retention <= 0 {
+		retention = DefaultRetention
+	}
+	if maxEvents <= 0 {
+		maxEvents = DefaultMaxEvents
+	}
+	s.limitsMu.Lock()
+	s.retention, s.maxEvents = retention, maxEvents
+	s.limitsMu.Unlock()
+}
+
+func (s *Store) limits() (time.Duration, int) {
+	s.limitsMu.Lock()
+	defer s.limitsMu.Unlock()
+	return s.retention, s.maxEvents
+}
+
+// Close commits queued events, stops the background goroutines and closes
+// the database. Events recorded after Close are dropped.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		close(s.stop)
+		s.cancel()
+		s.wg.Wait()
+		if err := s.db.Close(); err != nil {
+			s.closeErr = fmt.Errorf("close store %s: %w", s.path, err)
+		}
+	})
+	return s.closeErr
+}
+
+// migrations are applied in order; PRAGMA user_version counts the applied
+// ones. Append, never edit.
+var migrations = []string{
+	`CREATE TABLE events (
+		id          INTEGER PRIMARY KEY AUTOINCREMENT,
+		time        INTEGER NOT NULL, -- unix nanoseconds
+		kind        TEXT    NOT NULL,
+		client      TEXT    NOT NULL DEFAULT '',
+		server      TEXT    NOT NULL DEFAULT '',
+		server_port INTEGER NOT NULL DEFAULT 0,
+		relay       TEXT    NOT NULL DEFAULT '',
+		helo        TEXT    NOT NULL DEFAULT '',
+		mail_from   TEXT    NOT NULL DEFAULT '',
+		rcpt        TEXT    NOT NULL DEFAULT '[]', -- JSON array
+		code        INTEGER NOT NULL DEFAULT 0,
+		detail      TEXT    NOT NULL DEFAULT '',
+		bytes       INTEGER NOT NULL DEFAULT 0
+	);
+	CREATE INDEX events_time ON events(time);
+	CREATE INDEX events_kind ON events(kind, time);
+	CREATE INDEX events_client ON events(client, time);
+	CREATE TABLE tokens (
+		id        INTEGER PRIMARY KEY AUTOINCREMENT,
+		name      TEXT    NOT NULL,
+		hash      BLOB    NOT NULL UNIQUE, -- SHA-256 of the token
+		created   INTEGER NOT NULL,
+		last_used INTEGER NOT NULL DEFAULT 0
+	);
+	CREATE TABLE audit (
+		id     INTEGER PRIMARY KEY AUTOINCREMENT,
+		time   INTEGER NOT NULL,
+		actor  TEXT    NOT NULL DEFAULT '',
+		action TEXT    NOT NULL DEFAULT '',
+		detail TEXT    NOT NULL DEFAULT '',
+		remote TEXT    NOT NULL DEFAULT ''
+	);
+	CREATE INDEX audit_time ON audit(time);`,
+}
+
+func migrate(ctx context.Context, db *sql.DB) (err error) {
+	// Up to date: do not take the write lock, which another process (the
+	// daemon) may be holding.
+	var v int
+	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return fmt.Errorf("migrate: read user_version: %w", err)
+	}
+	if v == len(migrations) {
+		return nil
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migrate: begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+		}
+	}()
+	// Read again under the write lock: another process may have migrated.
+	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return fmt.Errorf("migrate: read user_version: %w", err)
+	}
+	if v > len(migrations) {
+		return fmt.Errorf("migrate: database schema version %d is newer than this program supports (%d)", v, len(migrations))
+	}
+	if v == len(migrations) {
+		return tx.Rollback()
+	}
+	for i := v; i < len(migrations); i++ {
+		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+			return fmt.Errorf("migrate: schema version %d: %w", i+1, err)
+		}
+	}
+	// PRAGMA takes no bound parameters; the value is our own integer.
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", len(migrations))); err != nil {
+		return fmt.Errorf("migrate: set user_version: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("migrate: commit: %w", err)
+	}
+	return nil
+}
+
+func clampLimit(n int) int {
+	if n <= 0 {
+		return defLimit
+	}
+	return min(n, maxLimit)
+}
+
+func nanos(t time.Time) int64 { return t.UnixNano() }
+
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}

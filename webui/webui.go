@@ -1,0 +1,163 @@
+// Package webui is relaygate's management HTTP interface: the JSON API under
+// /api/v1, Prometheus /metrics and (later) the browser UI, served over HTTPS
+// on the management interface only.
+//
+// The package owns the small interfaces it consumes (Events, Tokens,
+// ConfigManager, StatusSource); the daemon wires the store, the config
+// manager and the status collector into a Deps. Nothing here imports those
+// packages, so the handlers are tested with fakes and httptest.
+//
+// Authentication is by "Authorization: Bearer <token>" for now. The browser
+// UI will add a session cookie as a second credential (see requireAuth),
+// with CSRF tokens for state changes and login throttling.
+package webui
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/relaygate/relaygate/config"
+	"github.com/relaygate/relaygate/event"
+)
+
+// EventQuery selects events. Zero fields do not filter.
+type EventQuery struct {
+	// Kind keeps only events of this kind.
+	Kind event.Kind
+	// Client keeps only events from this (unmapped) address.
+	Client netip.Addr
+	// Since and Until bound the event time: Since <= time <= Until.
+	Since, Until time.Time
+	// Text keeps events where any text field (helo, mail_from, rcpt,
+	// detail, relay) contains it.
+	Text string
+	// Limit is the maximum number of events, newest first; always set
+	// (1..MaxLimit) by the API.
+	Limit int
+}
+
+// Events reads recorded events and per-host aggregates.
+type Events interface {
+	// Events returns the events matching q, newest first, at most q.Limit.
+	Events(ctx context.Context, q EventQuery) ([]event.Event, error)
+	// Hosts returns per-client aggregates, most recently seen first, at
+	// most limit.
+	Hosts(ctx context.Context, limit int) ([]Host, error)
+}
+
+// Host aggregates what one client address did.
+type Host struct {
+	// Addr is the client address, IPv4 never in ::ffff: mapped form.
+	Addr      netip.Addr `json:"addr"`
+	Attempts  int64      `json:"attempts"`
+	Blocked   int64      `json:"blocked"`
+	Relayed   int64      `json:"relayed"`
+	Deferred  int64      `json:"deferred"`
+	FirstSeen time.Time  `json:"first_seen"`
+	LastSeen  time.Time  `json:"last_seen"`
+}
+
+// Tokens checks API bearer tokens.
+type Tokens interface {
+	// CheckToken reports whether token is valid and, if so, the name it
+	// was created with (the actor in the audit log). err is for store
+	// failures only; an unknown token is ok == false with a nil error.
+	CheckToken(ctx context.Context, token string) (name string, ok bool, err error)
+}
+
+// ConfigManager owns the running configuration.
+type ConfigManager interface {
+	// Current returns the configuration in force. Callers must not modify it.
+	Current() *config.Config
+	// Apply validates c, saves it atomically and applies it live. On
+	// failure it returns the reason and the previous configuration stays
+	// in force. actor and remote (the client address) go to the audit log.
+	// A *config.FieldError in the chain means the request was at fault
+	// (the API answers 400); any other error is a server-side failure.
+	Apply(ctx context.Context, c *config.Config, actor, remote string) error
+}
+
+// PortRole says what a port is for.
+type PortRole string
+
+// Port roles.
+const (
+	RoleInside     PortRole = "inside"
+	RoleOutside    PortRole = "outside"
+	RoleBridge     PortRole = "bridge"
+	RoleManagement PortRole = "management"
+)
+
+// PortStatus is the state of one network port.
+type PortStatus struct {
+	// Name is the interface name, e.g. eth1.
+	Name string   `json:"name"`
+	Role PortRole `json:"role"`
+	// OperState is the kernel's operational state, e.g. up, down,
+	// lowerlayerdown, unknown.
+	OperState string `json:"oper_state"`
+	MTU       int    `json:"mtu"`
+	RxBytes   uint64 `json:"rx_bytes"`
+	TxBytes   uint64 `json:"tx_bytes"`
+	RxPackets uint64 `json:"rx_packets"`
+	TxPackets uint64 `json:"tx_packets"`
+}
+
+// Status is what GET /api/v1/status answers.
+type Status struct {
+	Mode    config.Mode `json:"mode"`
+	Version string      `json:"version"`
+	// Uptime and UptimeSeconds are filled in by the API from Started.
+	Uptime        string    `json:"uptime"`
+	UptimeSeconds float64   `json:"uptime_seconds"`
+	Started       time.Time `json:"started"`
+	// Serving reports whether the data path is up (diversion active in
+	// enforce mode, inspection running in monitor mode).
+	Serving bool         `json:"serving"`
+	Ports   []PortStatus `json:"ports"`
+	// Counters are named totals, e.g. nftables counters and event counts.
+	Counters map[string]uint64 `json:"counters"`
+}
+
+// StatusSource reports the appliance's state.
+type StatusSource interface {
+	Status(ctx context.Context) Status
+}
+
+// Deps is what the web UI needs from the rest of the daemon.
+type Deps struct {
+	// Logger receives request and error logs; nil discards them.
+	Logger *slog.Logger
+	// Events, Tokens, Config and Status are required.
+	Events Events
+	Tokens Tokens
+	Config ConfigManager
+	Status StatusSource
+	// Metrics serves /metrics, e.g. promhttp.HandlerFor(registry, ...);
+	// nil leaves /metrics out (404).
+	Metrics http.Handler
+	// Now is the clock, for uptime; nil means time.Now.
+	Now func() time.Time
+}
+
+// check reports missing required dependencies.
+func (d *Deps) check() error {
+	var errs []error
+	if d.Events == nil {
+		errs = append(errs, errors.New("webui: Deps.Events is nil"))
+	}
+	if d.Tokens == nil {
+		errs = append(errs, errors.New("webui: Deps.Tokens is nil"))
+	}
+	if d.Config == nil {
+		errs = append(errs, errors.New("webui: Deps.Config is nil"))
+	}
+	if d.Status == nil {
+		errs = append(errs, errors.New("webui: Deps.Status is nil"))
+	}
+	return errors.Join(errs...)
+}
