@@ -364,4 +364,3 @@ func deleteTables(conn *nftables.Conn) {
 		conn.DelTable(t)
 	}
 }
-

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -460,11 +461,11 @@ func parseMAC(s string) ([6]byte, error) {
 		return m, fmt.Errorf("invalid MAC address %q (e.g. 02:52:47:00:00:01)", s)
 	}
 	for i, p := range parts {
-		var b byte
-		if _, err := fmt.Sscanf(p, "%02x", &b); err != nil || len(p) != 2 {
+		b, err := strconv.ParseUint(p, 16, 8)
+		if err != nil || len(p) != 2 {
 			return m, fmt.Errorf("invalid MAC address %q (e.g. 02:52:47:00:00:01)", s)
 		}
-		m[i] = b
+		m[i] = byte(b)
 	}
 	if m[0]&1 == 1 {
 		return m, fmt.Errorf("MAC address %q is a multicast address", s)
@@ -487,7 +488,7 @@ func Parse(data []byte) (*Config, error) {
 	if doc.Kind != yaml.MappingNode {
 		return nil, fmt.Errorf("line %d: config must be a mapping of keys", doc.Line)
 	}
-	if err := checkKnown(doc, reflect.TypeOf(Config{}), ""); err != nil {
+	if err := checkKnown(doc, reflect.TypeOf(Config{}), "", doc.Line); err != nil {
 		return nil, err
 	}
 	var c Config
@@ -591,14 +592,15 @@ var yamlLineRE = regexp.MustCompile(`\s*\n\s*`)
 // oneLine flattens yaml's multi-line errors.
 func oneLine(err error) error {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	msg = strings.TrimPrefix(msg, "unmarshal errors:")
-	msg = strings.TrimSpace(yamlLineRE.ReplaceAllString(msg, "; "))
+	msg = strings.TrimSpace(strings.TrimPrefix(msg, "unmarshal errors:"))
+	msg = yamlLineRE.ReplaceAllString(msg, "; ")
 	return errors.New(msg)
 }
 
 // checkKnown walks the YAML mapping against the struct's yaml tags and
-// reports the first unknown key with its full name and line.
-func checkKnown(n *yaml.Node, t reflect.Type, prefix string) error {
+// reports the first unknown key, or value of the wrong type, with its full
+// name and line (yaml's own decoding errors name only the line).
+func checkKnown(n *yaml.Node, t reflect.Type, prefix string, line int) error {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
@@ -625,21 +627,38 @@ func checkKnown(n *yaml.Node, t reflect.Type, prefix string) error {
 			if !ok {
 				return &FieldError{Key: key, Line: k.Line, Msg: "unknown key"}
 			}
-			if err := checkKnown(v, ft, key); err != nil {
+			if err := checkKnown(v, ft, key, k.Line); err != nil {
 				return err
 			}
 		}
 	case yaml.SequenceNode:
-		if t.Kind() != reflect.Slice {
-			return nil
-		}
-		for i, v := range n.Content {
-			if err := checkKnown(v, t.Elem(), fmt.Sprintf("%s[%d]", prefix, i)); err != nil {
-				return err
+		if t.Kind() == reflect.Slice {
+			for i, v := range n.Content {
+				if err := checkKnown(v, t.Elem(), fmt.Sprintf("%s[%d]", prefix, i), v.Line); err != nil {
+					return err
+				}
 			}
 		}
 	}
+	if prefix == "" {
+		return nil
+	}
+	if err := n.Decode(reflect.New(t).Interface()); err != nil {
+		return &FieldError{Key: prefix, Line: line, Msg: decodeMsg(err)}
+	}
 	return nil
+}
+
+var yamlLinePrefixRE = regexp.MustCompile(`^line \d+: `)
+
+// decodeMsg is the first message of a decoding error, without yaml's line
+// prefix (FieldError adds the line).
+func decodeMsg(err error) string {
+	var te *yaml.TypeError
+	if errors.As(err, &te) && len(te.Errors) > 0 {
+		return yamlLinePrefixRE.ReplaceAllString(te.Errors[0], "")
+	}
+	return yamlLinePrefixRE.ReplaceAllString(oneLine(err).Error(), "")
 }
 
 var keyPartRE = regexp.MustCompile(`^([a-z_]+)(?:\[(\d+)\])?$`)

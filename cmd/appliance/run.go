@@ -383,4 +383,3 @@ func (b *bridgeCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(servingDesc, prometheus.GaugeValue, v)
 }
-

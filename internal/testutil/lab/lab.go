@@ -372,4 +372,3 @@ func (l *Lab) Swaks(ctx context.Context, host, server, from, to string, extra ..
 		"--helo", host + ".lab.example", "--timeout", "15"}, extra...)
 	return l.Run(ctx, host, args...)
 }
-

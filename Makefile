@@ -1,0 +1,49 @@
+# relaygate: build, test, lint, demo. Privileged targets (test's integration
+# part, demo) need root: they build network namespaces, a bridge and
+# nftables rules.
+
+GO          ?= go
+BIN         := bin
+VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS     := -s -w -X main.version=$(VERSION)
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+export CGO_ENABLED := 0
+
+.PHONY: all build labtools test unit lint demo deps clean
+
+all: build
+
+## build: the static appliance binary in bin/
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/appliance ./cmd/appliance
+
+## labtools: the lab's remote MX (used by demo and the integration tests)
+labtools:
+	$(GO) build -o $(BIN)/labmx ./internal/testutil/labmx
+
+## test: lint, then every test; the integration tests run in network namespaces when root
+test: deps lint build labtools
+	RELAYGATE_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 30m ./...
+
+## unit: the tests that need no root, with the race detector
+unit:
+	CGO_ENABLED=1 $(GO) test -race -count=1 $$($(GO) list ./... | grep -v /integration)
+
+## lint: gofmt, go vet, staticcheck
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+## demo: the lab with the appliance in enforce mode; Ctrl-C tears it down
+demo: deps build labtools
+	bash scripts/demo.sh
+
+## deps: install the Debian packages the lab and tests use (when root and missing)
+deps:
+	@bash scripts/deps.sh
+
+clean:
+	rm -rf $(BIN) dist .lab

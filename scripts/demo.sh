@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# The relaygate demo: builds the namespace lab, starts the appliance in
+# enforce mode, sends mail from the relay (it arrives) and from the infected
+# PC (it is refused), shows what happened and how to look, and keeps the lab
+# running until Ctrl-C. Run as root from the repository root (make demo).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "$(id -u)" -ne 0 ]; then
+	echo "make demo needs root: it builds network namespaces, a bridge and nftables rules" >&2
+	exit 1
+fi
+export LAB=${LAB:-rgdemo}
+ROOT=$PWD
+DIR=$ROOT/.lab/demo
+BIN=$ROOT/bin
+UI_PORT=${UI_PORT:-8443}
+x() { local n=$1; shift; ip netns exec "$LAB-$n" "$@"; }
+bold() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+pids=()
+cleanup() {
+	trap - INT TERM EXIT
+	echo
+	bold "tearing down"
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	scripts/lab.sh down
+	echo "done"
+}
+trap cleanup INT TERM EXIT
+
+rm -rf "$DIR" && mkdir -p "$DIR/mx"
+bold "building the lab ($LAB-*)"
+scripts/lab.sh up
+cat <<'TXT'
+  relay 10.10.0.25 ─┐                                             ┌─ mx 203.0.113.25
+  (2001:db8:10::25) ├─ L3 switch ─ eth1 [br0 relaygate] eth2 ─ router ─┤ (2001:db8:25::25)
+  pc    10.20.0.50 ─┘                    eth0: management 10.255.0.1
+  (2001:db8:20::50)
+TXT
+
+cat >"$DIR/relaygate.yaml" <<YAML
+mode: enforce
+interfaces:
+  bridge: br0
+  inside: eth1
+  outside: eth2
+  management: eth0
+  bridge_addresses: [10.0.255.3/29, "2001:db8:ff::3/64"]
+  bridge_gateways: [10.0.255.1, "2001:db8:ff::1"]
+  inside_gateways: [10.0.255.2, "2001:db8:ff::2"]
+relays:
+  - name: mail-relay
+    address: 10.10.0.25/32
+  - name: mail-relay-v6
+    address: "2001:db8:10::25/128"
+ports: [25]
+reject_text: "Direct SMTP from this host is not permitted. Send mail through the company mail server."
+web:
+  listen: "0.0.0.0:8443"
+data_dir: $DIR/data
+YAML
+
+x mx "$BIN/labmx" -listen 203.0.113.25:25 -listen '[2001:db8:25::25]:25' -dir "$DIR/mx" >"$DIR/labmx.log" 2>&1 &
+pids+=($!)
+bold "starting the appliance (enforce mode)"
+x box "$BIN/appliance" run --config "$DIR/relaygate.yaml" >"$DIR/appliance.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do grep -q 'msg=serving' "$DIR/appliance.log" && break; sleep 0.2; done
+grep -q 'msg=serving' "$DIR/appliance.log" || { cat "$DIR/appliance.log"; exit 1; }
+TOKEN=$("$BIN/appliance" token create --data-dir "$DIR/data" --name demo)
+echo "$TOKEN" >"$DIR/token"
+sed -n '1,6p' "$DIR/appliance.log"
+
+bold "ordinary traffic is bridged: ping from the PC to the MX"
+x pc ping -c2 -W2 203.0.113.25 | tail -2
+
+bold "the mail relay sends to the remote MX: it arrives"
+x relay swaks --server 203.0.113.25 --from alice@corp.example --to bob@remote.example \
+	--helo relay.corp.example --h-Subject "quarterly report" --body "Hello from the relay" --timeout 15 | grep -E '^(<-|<\*\*| ->)' | tail -6
+sleep 0.5
+echo "  the MX received (client address as the MX saw it):"
+sed 's/^/    /' "$DIR/mx/messages.jsonl"
+
+bold "the infected PC tries direct SMTP: refused at the SMTP level"
+x pc swaks --server 203.0.113.25 --from "winner@lottery.example" --to "victim1@remote.example,victim2@remote.example" \
+	--helo infected-pc --timeout 15 2>&1 | grep -E '^(<-|<\*\*| ->)' || true
+echo "  ... and over IPv6:"
+x pc swaks --server '[2001:db8:25::25]' --from "winner@lottery.example" --to "victim3@remote.example" \
+	--helo infected-pc --timeout 15 2>&1 | grep -E '^<\*\*' || true
+
+sleep 1
+bold "events, from the API on the management port (GET /api/v1/events)"
+x admin curl -sk -H "Authorization: Bearer $TOKEN" "https://10.255.0.1:8443/api/v1/events?limit=10" | sed 's/},{/},\n {/g'
+echo
+
+bold "how the diversion works: nft list ruleset (in the appliance's namespace)"
+x box nft list ruleset | sed -n '/table bridge/,/^}/p' | grep -E 'table|chain|iifname|type filter' | sed 's/^/  /'
+echo "  (full ruleset: ip netns exec $LAB-box nft list ruleset)"
+
+# The UI and API on the host's loopback, forwarded into the admin namespace.
+socat TCP-LISTEN:"$UI_PORT",bind=127.0.0.1,fork,reuseaddr \
+	EXEC:"ip netns exec $LAB-admin socat STDIO TCP\:10.255.0.1\:8443" >"$DIR/forward.log" 2>&1 &
+pids+=($!)
+
+bold "the lab keeps running; look around"
+cat <<TXT
+  API/UI:      https://127.0.0.1:$UI_PORT/  (forwarded to the management port; self-signed certificate)
+               curl -sk -H "Authorization: Bearer \$(cat $DIR/token)" https://127.0.0.1:$UI_PORT/api/v1/status
+  events:      curl -sk -H "Authorization: Bearer \$(cat $DIR/token)" 'https://127.0.0.1:$UI_PORT/api/v1/events?kind=blocked'
+  hosts:       curl -sk -H "Authorization: Bearer \$(cat $DIR/token)" https://127.0.0.1:$UI_PORT/api/v1/hosts
+  metrics:     curl -sk -H "Authorization: Bearer \$(cat $DIR/token)" https://127.0.0.1:$UI_PORT/metrics
+  rules:       ip netns exec $LAB-box nft list ruleset
+  try again:   ip netns exec $LAB-pc swaks --server 203.0.113.25 --to x@remote.example
+  logs:        $DIR/appliance.log   (MX: $DIR/mx/)
+  Ctrl-C tears the lab down.
+TXT
+wait "${pids[1]}"

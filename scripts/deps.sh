@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the Debian packages that the lab, the demo and the integration
+# tests use, when they are missing. Needs root to install; without root it
+# only reports what is missing.
+set -euo pipefail
+declare -A pkg=(
+	[nft]=nftables [ip]=iproute2 [ping]=iputils-ping [swaks]=swaks
+	[socat]=socat [tcpdump]=tcpdump [curl]=curl
+)
+missing=()
+for cmd in "${!pkg[@]}"; do
+	command -v "$cmd" >/dev/null 2>&1 || missing+=("${pkg[$cmd]}")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+	echo "missing packages (install as root, or run as root): ${missing[*]}" >&2
+	exit 0
+fi
+echo "installing: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" ca-certificates >/dev/null
