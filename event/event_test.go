@@ -1,0 +1,41 @@
+package event
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+)
+
+func TestNormalize(t *testing.T) {
+	e := Event{
+		Client: netip.MustParseAddr("::ffff:10.20.0.50"),
+		Server: netip.MustParseAddr("fe80::1%eth0"),
+		Time:   time.Date(2026, 1, 2, 3, 4, 5, 0, time.FixedZone("JST", 9*3600)),
+	}
+	e.Normalize()
+	if got := e.Client.String(); got != "10.20.0.50" {
+		t.Errorf("Client = %s; want 10.20.0.50", got)
+	}
+	if got := e.Server.String(); got != "fe80::1" {
+		t.Errorf("Server = %s; want fe80::1", got)
+	}
+	if e.Rcpt == nil || len(e.Rcpt) != 0 {
+		t.Errorf("Rcpt = %#v; want an empty list", e.Rcpt)
+	}
+	if e.Time.Location() != time.UTC || e.Time.Hour() != 18 {
+		t.Errorf("Time = %v; want 18:04:05 UTC", e.Time)
+	}
+}
+
+func TestKindValid(t *testing.T) {
+	for _, k := range Kinds {
+		if !k.Valid() {
+			t.Errorf("%q.Valid() = false", k)
+		}
+	}
+	for _, k := range []Kind{"", "Blocked", "spam"} {
+		if k.Valid() {
+			t.Errorf("%q.Valid() = true", k)
+		}
+	}
+}
