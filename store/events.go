@@ -77,6 +77,10 @@ func (s *Store) writer() {
 	var failed []error // commit errors not yet reported to a Flush
 	var loggedDropped uint64
 	commit := func() {
+		if err := s.writeSeries(); err != nil {
+			s.log.Error("writing series failed", "err", err)
+			failed = append(failed, err)
+		}
 		if len(batch) == 0 {
 			return
 		}
@@ -390,6 +394,10 @@ func (s *Store) Prune(ctx context.Context) (int64, error) {
 		}
 	}
 	s.pruned.Add(uint64(total))
+	// Series follow the same age limit; they are not counted as events.
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM series WHERE minute < ?`, s.now().Add(-retention).Unix()); err != nil {
+		return total, fmt.Errorf("prune series: %w", err)
+	}
 	return total, nil
 }
 

@@ -92,6 +92,7 @@ type Store struct {
 
 	queue      chan event.Event
 	flushReq   chan chan error
+	series     seriesBuf
 	stop       chan struct{}
 	writerDone chan struct{}
 	cancel     context.CancelFunc
@@ -293,6 +294,49 @@ var migrations = []string{
 		remote TEXT    NOT NULL DEFAULT ''
 	);
 	CREATE INDEX audit_time ON audit(time);`,
+	// Per-minute series (see series.go), the passive host inventory of the
+	// inspect package, and the web UI's administrators and sessions.
+	`CREATE TABLE series (
+		metric TEXT    NOT NULL,
+		key    TEXT    NOT NULL DEFAULT '',
+		minute INTEGER NOT NULL, -- unix seconds, a multiple of 60
+		value  INTEGER NOT NULL DEFAULT 0,
+		PRIMARY KEY (metric, key, minute)
+	) WITHOUT ROWID;
+	CREATE INDEX series_minute ON series(minute);
+	CREATE TABLE hosts_seen (
+		addr            TEXT    PRIMARY KEY,
+		first_seen      INTEGER NOT NULL, -- unix nanoseconds
+		last_seen       INTEGER NOT NULL,
+		flows           INTEGER NOT NULL DEFAULT 0,
+		messages        INTEGER NOT NULL DEFAULT 0,
+		encrypted_flows INTEGER NOT NULL DEFAULT 0,
+		rcpt_domains    TEXT    NOT NULL DEFAULT '[]', -- JSON array, bounded
+		remote_mxs      TEXT    NOT NULL DEFAULT '[]', -- JSON array, bounded
+		auth_mechs      TEXT    NOT NULL DEFAULT '[]', -- JSON array
+		rdns            TEXT    NOT NULL DEFAULT '',
+		extra           TEXT    NOT NULL DEFAULT '{}' -- JSON object for later fields
+	);
+	CREATE TABLE users (
+		username      TEXT    PRIMARY KEY,
+		password_hash TEXT    NOT NULL,
+		created       INTEGER NOT NULL,
+		updated       INTEGER NOT NULL,
+		extra         TEXT    NOT NULL DEFAULT '{}'
+	);
+	CREATE TABLE sessions (
+		id_hash   BLOB    PRIMARY KEY, -- SHA-256 of the session cookie
+		username  TEXT    NOT NULL,
+		csrf      TEXT    NOT NULL,
+		created   INTEGER NOT NULL,
+		last_seen INTEGER NOT NULL,
+		remote    TEXT    NOT NULL DEFAULT '',
+		extra     TEXT    NOT NULL DEFAULT '{}'
+	);
+	CREATE TABLE settings (
+		key   TEXT PRIMARY KEY,
+		value TEXT NOT NULL
+	);`,
 }
 
 func migrate(ctx context.Context, db *sql.DB) (err error) {
