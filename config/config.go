@@ -45,9 +45,80 @@ type Config struct {
 	// DataDir holds the store, tokens and generated keys, e.g. /var/lib/relaygate.
 	DataDir string `yaml:"data_dir" json:"data_dir"`
 	Proxy   Proxy  `yaml:"proxy" json:"proxy"`
-	Store   Store  `yaml:"store" json:"store"`
-	Log     Log    `yaml:"log" json:"log"`
+	// Limits bound what relays may send; a limit answers 451 4.7.1.
+	Limits  Limits  `yaml:"limits" json:"limits"`
+	Inspect Inspect `yaml:"inspect" json:"inspect"`
+	Store   Store   `yaml:"store" json:"store"`
+	Log     Log     `yaml:"log" json:"log"`
 }
+
+// Limits bound relays' mail. Zero means unlimited.
+type Limits struct {
+	// RelayMessagesPerMinute caps messages per relay per minute, e.g. 600.
+	RelayMessagesPerMinute int `yaml:"relay_messages_per_minute" json:"relay_messages_per_minute"`
+	// SenderMessagesPerMinute caps messages per envelope sender per minute, e.g. 60.
+	SenderMessagesPerMinute int `yaml:"sender_messages_per_minute" json:"sender_messages_per_minute"`
+	// DomainMessagesPerMinute caps messages per recipient domain per minute,
+	// e.g. {docomo.ne.jp: 30}.
+	DomainMessagesPerMinute map[string]int `yaml:"domain_messages_per_minute" json:"domain_messages_per_minute"`
+	// RecipientsPerMessage caps RCPT TO per message, e.g. 100.
+	RecipientsPerMessage int `yaml:"recipients_per_message" json:"recipients_per_message"`
+	// RelaySessions caps concurrent sessions per relay, e.g. 50.
+	RelaySessions int `yaml:"relay_sessions" json:"relay_sessions"`
+	// RelaySessionsPerMinute caps new sessions per relay per minute (the
+	// connection-level limit that also covers TLS passthrough), e.g. 300.
+	RelaySessionsPerMinute int `yaml:"relay_sessions_per_minute" json:"relay_sessions_per_minute"`
+	// RemoteMXPerMinute caps distinct destination addresses per relay per
+	// minute (fan-out), e.g. 200.
+	RemoteMXPerMinute int   `yaml:"remote_mx_per_minute" json:"remote_mx_per_minute"`
+	Burst             Burst `yaml:"burst" json:"burst"`
+}
+
+// Burst configures the detector for an envelope sender that suddenly sends
+// far above its own recent baseline (a stolen account).
+type Burst struct {
+	// Factor: alert when a sender's last minute exceeds Factor times its
+	// baseline, e.g. 10. Zero turns the detector off.
+	Factor float64 `yaml:"factor" json:"factor"`
+	// MinMessages: and at least this many messages in that minute, e.g. 30.
+	MinMessages int `yaml:"min_messages" json:"min_messages"`
+	// Hold defers (451 4.7.1) that sender alone while it bursts.
+	Hold bool `yaml:"hold" json:"hold"`
+	// HoldFor is how long a held sender stays held, e.g. 15m.
+	HoldFor Duration `yaml:"hold_for" json:"hold_for"`
+}
+
+// Inspect configures passive inspection of SMTP on the bridge ports.
+type Inspect struct {
+	// Enabled turns capture on (default true).
+	Enabled *bool `yaml:"enabled" json:"enabled"`
+	// RingMB is the capture ring size per port in MiB, e.g. 8.
+	RingMB int `yaml:"ring_mb" json:"ring_mb"`
+	// PcapFlowsPerHost: evidence keeps the first M flows of each offending host, e.g. 5.
+	PcapFlowsPerHost int `yaml:"pcap_flows_per_host" json:"pcap_flows_per_host"`
+	// PcapPacketsPerFlow: and the first K packets of each, e.g. 200.
+	PcapPacketsPerFlow int `yaml:"pcap_packets_per_flow" json:"pcap_packets_per_flow"`
+	// PcapMaxMB bounds the disk used by all evidence, e.g. 256.
+	PcapMaxMB int `yaml:"pcap_max_mb" json:"pcap_max_mb"`
+	// ReverseDNS looks up hosts' names with the system resolver (default true).
+	ReverseDNS *bool `yaml:"reverse_dns" json:"reverse_dns"`
+	// Labels name subnets, e.g. [{prefix: 10.20.0.0/16, label: Koror office}].
+	Labels []Label `yaml:"labels" json:"labels"`
+}
+
+// Label names a subnet for the admin.
+type Label struct {
+	// Prefix is an IPv4 or IPv6 prefix, e.g. 10.20.0.0/16.
+	Prefix string `yaml:"prefix" json:"prefix"`
+	// Label is shown beside hosts in it, e.g. "Koror office".
+	Label string `yaml:"label" json:"label"`
+}
+
+// On reports whether inspection is enabled.
+func (i Inspect) On() bool { return i.Enabled == nil || *i.Enabled }
+
+// ReverseDNSOn reports whether reverse DNS lookups are enabled.
+func (i Inspect) ReverseDNSOn() bool { return i.ReverseDNS == nil || *i.ReverseDNS }
 
 // Interfaces names the links the appliance uses and its own addressing on
 // the bridge.
@@ -81,7 +152,16 @@ type Relay struct {
 	Name string `yaml:"name" json:"name"`
 	// Address is an IPv4 or IPv6 prefix (or a single address), e.g. 10.10.0.25/32.
 	Address string `yaml:"address" json:"address"`
+	// TLS is the STARTTLS policy: passthrough (default: encrypted bytes are
+	// spliced end to end) or inspect (the box terminates TLS with its own CA).
+	TLS string `yaml:"tls" json:"tls"`
 }
+
+// TLS policies of a relay.
+const (
+	TLSPassthrough = "passthrough"
+	TLSInspect     = "inspect"
+)
 
 // Web configures the management UI and API.
 type Web struct {
@@ -161,19 +241,26 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 
 // Default values, in one place.
 const (
-	DefaultPort              = 25
-	DefaultRejectText        = "Direct SMTP from this host is not permitted. Send mail through the company mail server."
-	DefaultListen            = "0.0.0.0:8443"
-	DefaultDataDir           = "/var/lib/relaygate"
-	DefaultProxyPort         = 10025
-	DefaultMaxConnsPerSource = 4
-	DefaultMaxConns          = 4096
-	DefaultIdleTimeout       = 5 * time.Minute
-	DefaultRefusalTimeout    = 60 * time.Second
-	DefaultConnectTimeout    = 30 * time.Second
-	DefaultMaxRecipients     = 100
-	DefaultRetention         = 90 * 24 * time.Hour
-	DefaultMaxEvents         = 1_000_000
+	DefaultPort               = 25
+	DefaultRejectText         = "Direct SMTP from this host is not permitted. Send mail through the company mail server."
+	DefaultListen             = "0.0.0.0:8443"
+	DefaultDataDir            = "/var/lib/relaygate"
+	DefaultProxyPort          = 10025
+	DefaultMaxConnsPerSource  = 4
+	DefaultMaxConns           = 4096
+	DefaultIdleTimeout        = 5 * time.Minute
+	DefaultRefusalTimeout     = 60 * time.Second
+	DefaultConnectTimeout     = 30 * time.Second
+	DefaultMaxRecipients      = 100
+	DefaultRetention          = 90 * 24 * time.Hour
+	DefaultMaxEvents          = 1_000_000
+	DefaultBurstFactor        = 10
+	DefaultBurstMinMessages   = 30
+	DefaultBurstHoldFor       = 15 * time.Minute
+	DefaultRingMB             = 8
+	DefaultPcapFlowsPerHost   = 5
+	DefaultPcapPacketsPerFlow = 200
+	DefaultPcapMaxMB          = 256
 )
 
 // Default returns a configuration with every default set and no interfaces
@@ -224,6 +311,34 @@ func (c *Config) setDefaults() {
 	}
 	if p.MaxRecipients == 0 {
 		p.MaxRecipients = DefaultMaxRecipients
+	}
+	for i := range c.Relays {
+		if c.Relays[i].TLS == "" {
+			c.Relays[i].TLS = TLSPassthrough
+		}
+	}
+	b := &c.Limits.Burst
+	if b.Factor == 0 {
+		b.Factor = DefaultBurstFactor
+	}
+	if b.MinMessages == 0 {
+		b.MinMessages = DefaultBurstMinMessages
+	}
+	if b.HoldFor == 0 {
+		b.HoldFor = Duration(DefaultBurstHoldFor)
+	}
+	in := &c.Inspect
+	if in.RingMB == 0 {
+		in.RingMB = DefaultRingMB
+	}
+	if in.PcapFlowsPerHost == 0 {
+		in.PcapFlowsPerHost = DefaultPcapFlowsPerHost
+	}
+	if in.PcapPacketsPerFlow == 0 {
+		in.PcapPacketsPerFlow = DefaultPcapPacketsPerFlow
+	}
+	if in.PcapMaxMB == 0 {
+		in.PcapMaxMB = DefaultPcapMaxMB
 	}
 	if c.Store.Retention == 0 {
 		c.Store.Retention = Duration(DefaultRetention)
@@ -329,6 +444,17 @@ func (c *Config) Validate() error {
 		if _, err := ParseRelayPrefix(r.Address); err != nil {
 			return fe(key+".address", "%v", err)
 		}
+		switch r.TLS {
+		case "", TLSPassthrough, TLSInspect:
+		default:
+			return fe(key+".tls", "unknown TLS policy %q (want passthrough or inspect)", r.TLS)
+		}
+	}
+	if err := c.validateLimits(); err != nil {
+		return err
+	}
+	if err := c.validateInspect(); err != nil {
+		return err
 	}
 	if len(c.Ports) == 0 {
 		return fe("ports", "at least one port is needed")
@@ -697,4 +823,72 @@ func lineOf(doc *yaml.Node, key string) int {
 		line = n.Line
 	}
 	return line
+}
+
+func (c *Config) validateLimits() error {
+	l := c.Limits
+	for _, v := range []struct {
+		key string
+		n   int
+	}{
+		{"limits.relay_messages_per_minute", l.RelayMessagesPerMinute},
+		{"limits.sender_messages_per_minute", l.SenderMessagesPerMinute},
+		{"limits.recipients_per_message", l.RecipientsPerMessage},
+		{"limits.relay_sessions", l.RelaySessions},
+		{"limits.relay_sessions_per_minute", l.RelaySessionsPerMinute},
+		{"limits.remote_mx_per_minute", l.RemoteMXPerMinute},
+		{"limits.burst.min_messages", l.Burst.MinMessages},
+	} {
+		if v.n < 0 {
+			return &FieldError{Key: v.key, Msg: fmt.Sprintf("must not be negative, got %d (0 means unlimited)", v.n)}
+		}
+	}
+	for dom, n := range l.DomainMessagesPerMinute {
+		key := "limits.domain_messages_per_minute." + dom
+		if !domainRE.MatchString(dom) {
+			return &FieldError{Key: key, Msg: fmt.Sprintf("invalid domain %q (e.g. docomo.ne.jp)", dom)}
+		}
+		if n < 1 {
+			return &FieldError{Key: key, Msg: fmt.Sprintf("must be at least 1, got %d", n)}
+		}
+	}
+	if l.Burst.Factor < 0 || (l.Burst.Factor > 0 && l.Burst.Factor < 1.5) {
+		return &FieldError{Key: "limits.burst.factor", Msg: fmt.Sprintf("must be 0 (off) or at least 1.5, got %g", l.Burst.Factor)}
+	}
+	if l.Burst.HoldFor.D() < time.Second {
+		return &FieldError{Key: "limits.burst.hold_for", Msg: fmt.Sprintf("must be at least 1s, got %s", l.Burst.HoldFor)}
+	}
+	return nil
+}
+
+var domainRE = regexp.MustCompile(`^(?i)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$`)
+
+func (c *Config) validateInspect() error {
+	in := c.Inspect
+	for _, v := range []struct {
+		key string
+		n   int
+	}{
+		{"inspect.ring_mb", in.RingMB},
+		{"inspect.pcap_flows_per_host", in.PcapFlowsPerHost},
+		{"inspect.pcap_packets_per_flow", in.PcapPacketsPerFlow},
+		{"inspect.pcap_max_mb", in.PcapMaxMB},
+	} {
+		if v.n < 1 {
+			return &FieldError{Key: v.key, Msg: fmt.Sprintf("must be at least 1, got %d", v.n)}
+		}
+	}
+	if in.RingMB > 1024 {
+		return &FieldError{Key: "inspect.ring_mb", Msg: fmt.Sprintf("at most 1024, got %d", in.RingMB)}
+	}
+	for i, l := range in.Labels {
+		key := fmt.Sprintf("inspect.labels[%d]", i)
+		if _, err := netip.ParsePrefix(l.Prefix); err != nil {
+			return &FieldError{Key: key + ".prefix", Msg: fmt.Sprintf("invalid prefix %q (e.g. 10.20.0.0/16)", l.Prefix)}
+		}
+		if strings.TrimSpace(l.Label) == "" || len(l.Label) > 100 || strings.ContainsAny(l.Label, "\r\n") {
+			return &FieldError{Key: key + ".label", Msg: "must be one non-empty line of at most 100 characters"}
+		}
+	}
+	return nil
 }

@@ -45,6 +45,11 @@ relays:
 // parse to: every default spelled out literally, so that a changed default
 // shows up here.
 func withDefaults(mode Mode, relays ...Relay) *Config {
+	for i := range relays {
+		if relays[i].TLS == "" {
+			relays[i].TLS = TLSPassthrough
+		}
+	}
 	return &Config{
 		Mode: mode,
 		Interfaces: Interfaces{
@@ -67,6 +72,8 @@ func withDefaults(mode Mode, relays ...Relay) *Config {
 			ConnectTimeout:    Duration(30 * time.Second),
 			MaxRecipients:     100,
 		},
+		Limits: Limits{Burst: Burst{Factor: 10, MinMessages: 30, HoldFor: Duration(15 * time.Minute)}},
+		Inspect: Inspect{RingMB: 8, PcapFlowsPerHost: 5, PcapPacketsPerFlow: 200, PcapMaxMB: 256},
 		Store: Store{
 			Retention: Duration(90 * 24 * time.Hour),
 			MaxEvents: 1_000_000,
@@ -98,9 +105,9 @@ func fullConfig() *Config {
 			BridgeMAC:       "02:52:47:00:00:01",
 		},
 		Relays: []Relay{
-			{Name: "relay-v4", Address: "10.10.0.0/24"},
-			{Name: "relay-v6", Address: "2001:db8:25::/48"},
-			{Name: "relay host", Address: "10.10.0.25"},
+			{Name: "relay-v4", Address: "10.10.0.0/24", TLS: TLSInspect},
+			{Name: "relay-v6", Address: "2001:db8:25::/48", TLS: TLSPassthrough},
+			{Name: "relay host", Address: "10.10.0.25", TLS: TLSPassthrough},
 		},
 		Ports:      []int{25, 2525},
 		RejectText: `Blocked: "direct" SMTP: use relay.example.com # not a comment`,
@@ -118,6 +125,20 @@ func fullConfig() *Config {
 			RefusalTimeout:    Duration(1500 * time.Millisecond),
 			ConnectTimeout:    Duration(time.Second),
 			MaxRecipients:     1,
+		},
+		Limits: Limits{
+			RelayMessagesPerMinute:  600,
+			SenderMessagesPerMinute: 60,
+			DomainMessagesPerMinute: map[string]int{"docomo.ne.jp": 30, "ezweb.ne.jp": 20},
+			RecipientsPerMessage:    50,
+			RelaySessions:           20,
+			RelaySessionsPerMinute:  300,
+			RemoteMXPerMinute:       100,
+			Burst:                   Burst{Factor: 5, MinMessages: 10, Hold: true, HoldFor: Duration(30 * time.Minute)},
+		},
+		Inspect: Inspect{
+			Enabled: new(false), RingMB: 4, PcapFlowsPerHost: 2, PcapPacketsPerFlow: 50, PcapMaxMB: 16,
+			ReverseDNS: new(false), Labels: []Label{{Prefix: "10.20.0.0/16", Label: "Koror office"}},
 		},
 		Store: Store{Retention: Duration(720 * time.Hour), MaxEvents: 10},
 		Log:   Log{Format: "json", Level: "debug"},
@@ -277,6 +298,18 @@ func TestParseErrors(t *testing.T) {
 		{name: "unknown key under web", in: head + "web:\n  listen: 0.0.0.0:8443\n  tls: true\n", key: "web.tls", line: 8},
 		{name: "unknown key in JSON", in: `{"mode": "monitor",` + "\n" + `"modus": "x"}`, key: "modus", line: 2},
 		{name: "first error in document order", in: head + "proxy:\n  idle_timeout: soon\n  bogus: 1\n", key: "proxy.idle_timeout", line: 7},
+
+		// Limits and inspection.
+		{name: "unknown relay tls policy", in: enforceHead + "    tls: strip\n", key: "relays[0].tls", line: 9, msg: `"strip"`},
+		{name: "negative limit", in: head + "limits:\n  relay_messages_per_minute: -1\n", key: "limits.relay_messages_per_minute", line: 7},
+		{name: "bad limit domain", in: head + "limits:\n  domain_messages_per_minute:\n    \"not a domain\": 5\n", key: "limits.domain_messages_per_minute.not a domain", line: 7},
+		{name: "zero domain limit", in: head + "limits:\n  domain_messages_per_minute:\n    docomo.ne.jp: 0\n", key: "limits.domain_messages_per_minute.docomo.ne.jp", line: 7},
+		{name: "burst factor too small", in: head + "limits:\n  burst:\n    factor: 1.1\n", key: "limits.burst.factor", line: 8},
+		{name: "unknown limit key", in: head + "limits:\n  messages: 5\n", key: "limits.messages", line: 7, msg: "unknown key"},
+		{name: "bad label prefix", in: head + "inspect:\n  labels:\n    - {prefix: 10.20.0.0/33, label: Koror office}\n", key: "inspect.labels[0].prefix", line: 8},
+		{name: "empty label", in: head + "inspect:\n  labels:\n    - {prefix: 10.20.0.0/16, label: \"\"}\n", key: "inspect.labels[0].label", line: 8},
+		{name: "ring too large", in: head + "inspect:\n  ring_mb: 4096\n", key: "inspect.ring_mb", line: 7},
+		{name: "enabled not a bool", in: head + "inspect:\n  enabled: sometimes\n", key: "inspect.enabled", line: 7},
 
 		// Types.
 		{name: "bad duration", in: head + "proxy:\n  idle_timeout: soon\n", key: "proxy.idle_timeout", line: 7, msg: `"soon"`},

@@ -19,7 +19,6 @@ import (
 	"github.com/relaygate/relaygate/bridge"
 	"github.com/relaygate/relaygate/config"
 	"github.com/relaygate/relaygate/event"
-	"github.com/relaygate/relaygate/policy"
 	"github.com/relaygate/relaygate/smtpproxy"
 	"github.com/relaygate/relaygate/store"
 	"github.com/relaygate/relaygate/webui"
@@ -65,6 +64,9 @@ type daemon struct {
 	proxy   *smtpproxy.Proxy
 	store   *store.Store
 
+	// onApply hooks run, under mu, after a new configuration is in force.
+	onApply []func(*config.Config)
+
 	mu      sync.Mutex
 	cfg     *config.Config
 	serving bool
@@ -107,14 +109,7 @@ func runDaemon(ctx context.Context, path, logFormat string, stderr io.Writer) er
 		}
 	}()
 
-	d.proxy, err = smtpproxy.New(smtpproxy.Options{
-		Logger:   log,
-		Recorder: st,
-		Dialer:   &smtpproxy.TransparentDialer{Mark: bridge.OnwardMark, Timeout: cfg.Proxy.ConnectTimeout.D()},
-		Policy:   policy.New(cfg),
-		Limits:   smtpproxy.LimitsFromConfig(cfg.Proxy),
-	})
-	if err != nil {
+	if d.proxy, err = newProxy(d, cfg); err != nil {
 		return err
 	}
 	ln, err := smtpproxy.ListenTransparent(ctx, cfg.Proxy.Port, bridge.ReplyMark)
@@ -135,14 +130,7 @@ func runDaemon(ctx context.Context, path, logFormat string, stderr io.Writer) er
 	wg.Go(func() { proxyDone <- d.proxy.Serve(ctx, ln) })
 	wg.Go(func() { d.heartbeat(ctx) })
 
-	deps := webui.Deps{
-		Logger:  log,
-		Events:  storeEvents{st},
-		Tokens:  st,
-		Config:  d,
-		Status:  d,
-		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
-	}
+	deps := d.webDeps(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	webDone := make(chan error, 1)
 	wg.Go(func() {
 		webDone <- webui.Serve(ctx, deps, cfg.Web, cfg.DataDir, cfg.Interfaces.Management, log)
@@ -290,9 +278,10 @@ func (d *daemon) apply(ctx context.Context, c *config.Config) error {
 		}
 		return fmt.Errorf("apply configuration: %w", err)
 	}
-	d.proxy.SetPolicy(policy.New(c))
-	d.proxy.SetLimits(smtpproxy.LimitsFromConfig(c.Proxy))
 	d.store.SetLimits(c.Store.Retention.D(), c.Store.MaxEvents)
+	for _, f := range d.onApply {
+		f(c)
+	}
 	d.cfg = c
 	d.log.Info("configuration applied", "mode", c.Mode, "relays", len(c.Relays))
 	return nil
