@@ -72,7 +72,7 @@ func withDefaults(mode Mode, relays ...Relay) *Config {
 			ConnectTimeout:    Duration(30 * time.Second),
 			MaxRecipients:     100,
 		},
-		Limits: Limits{Burst: Burst{Factor: 10, MinMessages: 30, HoldFor: Duration(15 * time.Minute)}},
+		Limits:  Limits{Burst: Burst{Factor: 10, MinMessages: 30, HoldFor: Duration(15 * time.Minute)}},
 		Inspect: Inspect{RingMB: 8, PcapFlowsPerHost: 5, PcapPacketsPerFlow: 200, PcapMaxMB: 256},
 		Store: Store{
 			Retention: Duration(90 * 24 * time.Hour),
