@@ -25,10 +25,13 @@ const (
 	// Refused: a non-relay source was over its connection cap and was closed
 	// without a dialogue.
 	Refused Kind = "refused"
+	// Alert: something the admin must look at (a sender bursting far above
+	// its baseline, a blocklist listing).
+	Alert Kind = "alert"
 )
 
 // Kinds lists every known kind, for validating filters.
-var Kinds = []Kind{Blocked, WouldBlock, Relayed, Deferred, UpstreamError, Refused}
+var Kinds = []Kind{Blocked, WouldBlock, Relayed, Deferred, UpstreamError, Refused, Alert}
 
 // Valid reports whether k is a known kind.
 func (k Kind) Valid() bool {
@@ -57,6 +60,19 @@ type Event struct {
 	Detail     string     `json:"detail"`
 	// Bytes counts the octets the client sent through (relayed sessions).
 	Bytes int64 `json:"bytes,omitempty"`
+	// Messages counts the messages of the session or flow (accepted by the
+	// remote side for relayed, attempted for blocked and would_block).
+	Messages int `json:"messages,omitempty"`
+	// Size is the size of the message in octets, where one message is meant.
+	Size int64 `json:"size,omitempty"`
+	// Reply is the remote side's final reply, e.g. "250 2.0.0 Ok: queued as 4XyZ".
+	Reply string `json:"reply,omitempty"`
+	// TLS says how the session was protected: "" (plain), "passthrough"
+	// (client and remote spoke TLS end to end through the box) or
+	// "inspect" (two TLS legs, terminated by the box).
+	TLS string `json:"tls,omitempty"`
+	// Encrypted marks a passively seen flow that switched to TLS.
+	Encrypted bool `json:"encrypted,omitempty"`
 }
 
 // Normalize unmaps IPv4-mapped IPv6 addresses, drops zones, sets a nil Rcpt

@@ -5,7 +5,8 @@
 set -euo pipefail
 declare -A pkg=(
 	[nft]=nftables [ip]=iproute2 [ping]=iputils-ping [swaks]=swaks
-	[socat]=socat [tcpdump]=tcpdump [curl]=curl
+	[socat]=socat [tcpdump]=tcpdump [curl]=curl [postfix]=postfix
+	[tshark]=tshark [chromium]=chromium [openssl]=openssl
 )
 missing=()
 for cmd in "${!pkg[@]}"; do
@@ -18,5 +19,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "installing: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" ca-certificates >/dev/null

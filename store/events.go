@@ -135,8 +135,9 @@ func (s *Store) writer() {
 }
 
 const insertEvent = `INSERT INTO events
-	(time, kind, client, server, server_port, relay, helo, mail_from, rcpt, code, detail, bytes)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	(time, kind, client, server, server_port, relay, helo, mail_from, rcpt, code, detail, bytes,
+	 messages, size, reply, tls, encrypted)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 func (s *Store) insert(batch []event.Event) (err error) {
 	// Not cancelled by Close: the final batch must still be written.
@@ -161,7 +162,8 @@ func (s *Store) insert(batch []event.Event) (err error) {
 			return fmt.Errorf("insert events: %w", err)
 		}
 		if _, err := stmt.ExecContext(ctx, nanos(e.Time), string(e.Kind), addrString(e.Client), addrString(e.Server),
-			int64(e.ServerPort), e.Relay, e.Helo, e.MailFrom, rcpt, int64(e.Code), e.Detail, e.Bytes); err != nil {
+			int64(e.ServerPort), e.Relay, e.Helo, e.MailFrom, rcpt, int64(e.Code), e.Detail, e.Bytes,
+			int64(e.Messages), e.Size, e.Reply, e.TLS, e.Encrypted); err != nil {
 			return fmt.Errorf("insert events: %w", err)
 		}
 	}
@@ -219,7 +221,7 @@ type Query struct {
 	BeforeID int64
 }
 
-const eventColumns = `id, time, kind, client, server, server_port, relay, helo, mail_from, rcpt, code, detail, bytes`
+const eventColumns = `id, time, kind, client, server, server_port, relay, helo, mail_from, rcpt, code, detail, bytes, messages, size, reply, tls, encrypted`
 
 // Events returns the events matching q, newest first (by time, then by ID).
 func (s *Store) Events(ctx context.Context, q Query) ([]event.Event, error) {
@@ -288,7 +290,8 @@ func scanEvent(rows *sql.Rows) (event.Event, error) {
 		kind, client, server string
 		rcpt                 string
 	)
-	if err := rows.Scan(&e.ID, &t, &kind, &client, &server, &port, &e.Relay, &e.Helo, &e.MailFrom, &rcpt, &code, &e.Detail, &e.Bytes); err != nil {
+	if err := rows.Scan(&e.ID, &t, &kind, &client, &server, &port, &e.Relay, &e.Helo, &e.MailFrom, &rcpt, &code, &e.Detail, &e.Bytes,
+		&e.Messages, &e.Size, &e.Reply, &e.TLS, &e.Encrypted); err != nil {
 		return e, err
 	}
 	e.Time = fromNanos(t)

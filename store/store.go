@@ -337,6 +337,11 @@ var migrations = []string{
 		key   TEXT PRIMARY KEY,
 		value TEXT NOT NULL
 	);`,
+	`ALTER TABLE events ADD COLUMN messages  INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE events ADD COLUMN size      INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE events ADD COLUMN reply     TEXT    NOT NULL DEFAULT '';
+	ALTER TABLE events ADD COLUMN tls       TEXT    NOT NULL DEFAULT '';
+	ALTER TABLE events ADD COLUMN encrypted INTEGER NOT NULL DEFAULT 0;`,
 }
 
 func migrate(ctx context.Context, db *sql.DB) (err error) {

@@ -98,7 +98,8 @@ func sampleEvents() []event.Event {
 			MailFrom: "spam@evil.example", Rcpt: []string{"a@x.example", "b@y.example"}, Code: 554, Detail: "e1"},
 		{Time: at(2), Kind: event.Relayed, Client: netip.MustParseAddr("10.0.0.25"), Server: netip.MustParseAddr("198.51.100.7"),
 			ServerPort: 25, Relay: "mail-relay", Helo: "relay.corp.example", MailFrom: "Alice@Corp.example",
-			Rcpt: []string{"bob@partner.example"}, Code: 250, Detail: "e2", Bytes: 1234},
+			Rcpt: []string{"bob@partner.example"}, Code: 250, Detail: "e2", Bytes: 1234,
+			Messages: 3, Size: 999, Reply: "250 2.0.0 Ok: queued as 4XyZ", TLS: "passthrough", Encrypted: true},
 		{Time: at(3), Kind: event.WouldBlock, Client: netip.MustParseAddr("::ffff:10.0.0.5"), Helo: "PC1.lan", Detail: "e3"},
 		{Time: at(4), Kind: event.Deferred, Client: netip.MustParseAddr("2001:db8::9"), MailFrom: "news@corp.example",
 			Rcpt: []string{"<list@x.example>"}, Code: 451, Detail: "e4"},
@@ -196,7 +197,8 @@ func TestEventsRoundTrip(t *testing.T) {
 	want := map[string]event.Event{
 		"e2": {ID: 2, Time: at(2), Kind: event.Relayed, Client: netip.MustParseAddr("10.0.0.25"),
 			Server: netip.MustParseAddr("198.51.100.7"), ServerPort: 25, Relay: "mail-relay", Helo: "relay.corp.example",
-			MailFrom: "Alice@Corp.example", Rcpt: []string{"bob@partner.example"}, Code: 250, Detail: "e2", Bytes: 1234},
+			MailFrom: "Alice@Corp.example", Rcpt: []string{"bob@partner.example"}, Code: 250, Detail: "e2", Bytes: 1234,
+			Messages: 3, Size: 999, Reply: "250 2.0.0 Ok: queued as 4XyZ", TLS: "passthrough", Encrypted: true},
 		// mapped client unmapped, nil rcpt an empty list, zero server stays zero
 		"e3": {ID: 3, Time: at(3), Kind: event.WouldBlock, Client: netip.MustParseAddr("10.0.0.5"), Helo: "PC1.lan",
 			Rcpt: []string{}, Detail: "e3"},
