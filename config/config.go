@@ -7,7 +7,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -48,8 +50,13 @@ type Config struct {
 	// Limits bound what relays may send; a limit answers 451 4.7.1.
 	Limits  Limits  `yaml:"limits" json:"limits"`
 	Inspect Inspect `yaml:"inspect" json:"inspect"`
-	Store   Store   `yaml:"store" json:"store"`
-	Log     Log     `yaml:"log" json:"log"`
+	// Reputation watches the organisation's public addresses on DNS
+	// blocklists, the relays' SPF and whether a relay is an open relay.
+	Reputation Reputation `yaml:"reputation" json:"reputation"`
+	// Alerts are sent by email, syslog and webhook.
+	Alerts Alerts `yaml:"alerts" json:"alerts"`
+	Store  Store  `yaml:"store" json:"store"`
+	Log    Log    `yaml:"log" json:"log"`
 }
 
 // Limits bound relays' mail. Zero means unlimited.
@@ -155,6 +162,72 @@ type Relay struct {
 	// TLS is the STARTTLS policy: passthrough (default: encrypted bytes are
 	// spliced end to end) or inspect (the box terminates TLS with its own CA).
 	TLS string `yaml:"tls" json:"tls"`
+	// PublicAddress is the address the internet sees this relay's mail
+	// from (after NAT), e.g. 198.51.100.25; with Domain, SPF is checked.
+	PublicAddress string `yaml:"public_address" json:"public_address"`
+	// Domain is the relay's sending domain, e.g. corp.example.
+	Domain string `yaml:"domain" json:"domain"`
+}
+
+// Reputation configures the reputation watch.
+type Reputation struct {
+	// Addresses are the organisation's public sending addresses, IPv4 and
+	// IPv6, e.g. [198.51.100.25, "2001:db8::25"].
+	Addresses []string `yaml:"addresses" json:"addresses"`
+	// Zones are the DNS blocklist zones to query, e.g. [zen.spamhaus.org];
+	// default: a set of current, widely used lists (see DefaultZones).
+	Zones []string `yaml:"zones" json:"zones"`
+	// Resolvers are DNS resolvers as ip:port, e.g. ["10.0.0.53:53"];
+	// default: the system's resolvers. Lists such as Spamhaus refuse
+	// queries from large public resolvers.
+	Resolvers []string `yaml:"resolvers" json:"resolvers"`
+	// Interval is how often the lists are queried, e.g. 1h.
+	Interval Duration `yaml:"interval" json:"interval"`
+	// RelayTestDomain is the third-party domain the open-relay self-test
+	// tries to relay to (no mail is ever sent), e.g. relay-test.example.net.
+	RelayTestDomain string `yaml:"relay_test_domain" json:"relay_test_domain"`
+}
+
+// DefaultZones are queried when reputation.zones is not set.
+var DefaultZones = []string{
+	"zen.spamhaus.org", "bl.spamcop.net", "b.barracudacentral.org",
+	"psbl.surriel.com", "bl.mailspike.net", "dnsbl-1.uceprotect.net",
+}
+
+// Alerts configures where alerts go. Each channel is off while unset.
+type Alerts struct {
+	Email   EmailAlert   `yaml:"email" json:"email"`
+	Syslog  SyslogAlert  `yaml:"syslog" json:"syslog"`
+	Webhook WebhookAlert `yaml:"webhook" json:"webhook"`
+	// DigestAfter: more than this many alerts within Window are sent as one
+	// digest at the end of the window, e.g. 5.
+	DigestAfter int `yaml:"digest_after" json:"digest_after"`
+	// Window is the digest window, e.g. 10m.
+	Window Duration `yaml:"window" json:"window"`
+}
+
+// EmailAlert sends alerts through a mail relay.
+type EmailAlert struct {
+	// To are the recipients, e.g. [noc@corp.example].
+	To []string `yaml:"to" json:"to"`
+	// From is the sender, e.g. relaygate@corp.example.
+	From string `yaml:"from" json:"from"`
+	// Relay is the SMTP server as host:port, e.g. 10.10.0.25:25.
+	Relay string `yaml:"relay" json:"relay"`
+}
+
+// SyslogAlert sends RFC 5424 messages.
+type SyslogAlert struct {
+	// Address is host:port, e.g. 10.0.0.5:514.
+	Address string `yaml:"address" json:"address"`
+	// Transport is udp, tcp or tls (default udp).
+	Transport string `yaml:"transport" json:"transport"`
+}
+
+// WebhookAlert posts JSON.
+type WebhookAlert struct {
+	// URL is an http or https URL, e.g. https://chat.corp.example/hooks/relaygate.
+	URL string `yaml:"url" json:"url"`
 }
 
 // TLS policies of a relay.
@@ -261,6 +334,10 @@ const (
 	DefaultPcapFlowsPerHost   = 5
 	DefaultPcapPacketsPerFlow = 200
 	DefaultPcapMaxMB          = 256
+	DefaultReputationInterval = time.Hour
+	DefaultRelayTestDomain    = "relay-test.example.net"
+	DefaultDigestAfter        = 5
+	DefaultAlertWindow        = 10 * time.Minute
 )
 
 // Default returns a configuration with every default set and no interfaces
@@ -339,6 +416,25 @@ func (c *Config) setDefaults() {
 	}
 	if in.PcapMaxMB == 0 {
 		in.PcapMaxMB = DefaultPcapMaxMB
+	}
+	r := &c.Reputation
+	if len(r.Zones) == 0 {
+		r.Zones = append([]string(nil), DefaultZones...)
+	}
+	if r.Interval == 0 {
+		r.Interval = Duration(DefaultReputationInterval)
+	}
+	if r.RelayTestDomain == "" {
+		r.RelayTestDomain = DefaultRelayTestDomain
+	}
+	if c.Alerts.Syslog.Address != "" && c.Alerts.Syslog.Transport == "" {
+		c.Alerts.Syslog.Transport = "udp"
+	}
+	if c.Alerts.DigestAfter == 0 {
+		c.Alerts.DigestAfter = DefaultDigestAfter
+	}
+	if c.Alerts.Window == 0 {
+		c.Alerts.Window = Duration(DefaultAlertWindow)
 	}
 	if c.Store.Retention == 0 {
 		c.Store.Retention = Duration(DefaultRetention)
@@ -449,6 +545,17 @@ func (c *Config) Validate() error {
 		default:
 			return fe(key+".tls", "unknown TLS policy %q (want passthrough or inspect)", r.TLS)
 		}
+		if r.PublicAddress != "" {
+			if a, err := netip.ParseAddr(r.PublicAddress); err != nil || a.Zone() != "" {
+				return fe(key+".public_address", "invalid address %q (e.g. 198.51.100.25)", r.PublicAddress)
+			}
+		}
+		if r.Domain != "" && !domainRE.MatchString(r.Domain) {
+			return fe(key+".domain", "invalid domain %q (e.g. corp.example)", r.Domain)
+		}
+	}
+	if err := c.validateReputation(); err != nil {
+		return err
 	}
 	if err := c.validateLimits(); err != nil {
 		return err
@@ -892,3 +999,70 @@ func (c *Config) validateInspect() error {
 	}
 	return nil
 }
+
+func (c *Config) validateReputation() error {
+	r := c.Reputation
+	for i, s := range r.Addresses {
+		if a, err := netip.ParseAddr(s); err != nil || a.Zone() != "" {
+			return &FieldError{Key: fmt.Sprintf("reputation.addresses[%d]", i), Msg: fmt.Sprintf("invalid address %q (e.g. 198.51.100.25)", s)}
+		}
+	}
+	for i, z := range r.Zones {
+		if !domainRE.MatchString(z) {
+			return &FieldError{Key: fmt.Sprintf("reputation.zones[%d]", i), Msg: fmt.Sprintf("invalid zone %q (e.g. zen.spamhaus.org)", z)}
+		}
+	}
+	for i, s := range r.Resolvers {
+		if ap, err := netip.ParseAddrPort(s); err != nil || ap.Port() == 0 {
+			return &FieldError{Key: fmt.Sprintf("reputation.resolvers[%d]", i), Msg: fmt.Sprintf("invalid resolver %q (want ip:port, e.g. 10.0.0.53:53)", s)}
+		}
+	}
+	if r.Interval.D() < time.Minute {
+		return &FieldError{Key: "reputation.interval", Msg: fmt.Sprintf("must be at least 1m, got %s", r.Interval)}
+	}
+	if !domainRE.MatchString(r.RelayTestDomain) {
+		return &FieldError{Key: "reputation.relay_test_domain", Msg: fmt.Sprintf("invalid domain %q", r.RelayTestDomain)}
+	}
+	a := c.Alerts
+	if len(a.Email.To) > 0 || a.Email.From != "" || a.Email.Relay != "" {
+		if len(a.Email.To) == 0 {
+			return &FieldError{Key: "alerts.email.to", Msg: "at least one recipient is needed"}
+		}
+		for i, to := range a.Email.To {
+			if !mailboxRE.MatchString(to) {
+				return &FieldError{Key: fmt.Sprintf("alerts.email.to[%d]", i), Msg: fmt.Sprintf("invalid address %q (e.g. noc@corp.example)", to)}
+			}
+		}
+		if !mailboxRE.MatchString(a.Email.From) {
+			return &FieldError{Key: "alerts.email.from", Msg: fmt.Sprintf("invalid address %q (e.g. relaygate@corp.example)", a.Email.From)}
+		}
+		if _, _, err := net.SplitHostPort(a.Email.Relay); err != nil {
+			return &FieldError{Key: "alerts.email.relay", Msg: fmt.Sprintf("want host:port, e.g. 10.10.0.25:25, got %q", a.Email.Relay)}
+		}
+	}
+	if a.Syslog.Address != "" {
+		if _, _, err := net.SplitHostPort(a.Syslog.Address); err != nil {
+			return &FieldError{Key: "alerts.syslog.address", Msg: fmt.Sprintf("want host:port, e.g. 10.0.0.5:514, got %q", a.Syslog.Address)}
+		}
+		switch a.Syslog.Transport {
+		case "udp", "tcp", "tls":
+		default:
+			return &FieldError{Key: "alerts.syslog.transport", Msg: fmt.Sprintf("unknown transport %q (want udp, tcp or tls)", a.Syslog.Transport)}
+		}
+	}
+	if a.Webhook.URL != "" {
+		u, err := url.Parse(a.Webhook.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return &FieldError{Key: "alerts.webhook.url", Msg: fmt.Sprintf("want an http or https URL, got %q", a.Webhook.URL)}
+		}
+	}
+	if a.DigestAfter < 1 {
+		return &FieldError{Key: "alerts.digest_after", Msg: fmt.Sprintf("must be at least 1, got %d", a.DigestAfter)}
+	}
+	if a.Window.D() < time.Second {
+		return &FieldError{Key: "alerts.window", Msg: fmt.Sprintf("must be at least 1s, got %s", a.Window)}
+	}
+	return nil
+}
+
+var mailboxRE = regexp.MustCompile(`^[^@\s<>]+@[^@\s<>]+$`)

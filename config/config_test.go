@@ -74,6 +74,12 @@ func withDefaults(mode Mode, relays ...Relay) *Config {
 		},
 		Limits:  Limits{Burst: Burst{Factor: 10, MinMessages: 30, HoldFor: Duration(15 * time.Minute)}},
 		Inspect: Inspect{RingMB: 8, PcapFlowsPerHost: 5, PcapPacketsPerFlow: 200, PcapMaxMB: 256},
+		Reputation: Reputation{
+			Zones:           []string{"zen.spamhaus.org", "bl.spamcop.net", "b.barracudacentral.org", "psbl.surriel.com", "bl.mailspike.net", "dnsbl-1.uceprotect.net"},
+			Interval:        Duration(time.Hour),
+			RelayTestDomain: "relay-test.example.net",
+		},
+		Alerts: Alerts{DigestAfter: 5, Window: Duration(10 * time.Minute)},
 		Store: Store{
 			Retention: Duration(90 * 24 * time.Hour),
 			MaxEvents: 1_000_000,
@@ -105,7 +111,7 @@ func fullConfig() *Config {
 			BridgeMAC:       "02:52:47:00:00:01",
 		},
 		Relays: []Relay{
-			{Name: "relay-v4", Address: "10.10.0.0/24", TLS: TLSInspect},
+			{Name: "relay-v4", Address: "10.10.0.0/24", TLS: TLSInspect, PublicAddress: "198.51.100.25", Domain: "corp.example"},
 			{Name: "relay-v6", Address: "2001:db8:25::/48", TLS: TLSPassthrough},
 			{Name: "relay host", Address: "10.10.0.25", TLS: TLSPassthrough},
 		},
@@ -139,6 +145,20 @@ func fullConfig() *Config {
 		Inspect: Inspect{
 			Enabled: new(false), RingMB: 4, PcapFlowsPerHost: 2, PcapPacketsPerFlow: 50, PcapMaxMB: 16,
 			ReverseDNS: new(false), Labels: []Label{{Prefix: "10.20.0.0/16", Label: "Koror office"}},
+		},
+		Reputation: Reputation{
+			Addresses:       []string{"198.51.100.25", "2001:db8::25"},
+			Zones:           []string{"zen.spamhaus.org"},
+			Resolvers:       []string{"10.0.0.53:53", "[2001:db8::53]:53"},
+			Interval:        Duration(30 * time.Minute),
+			RelayTestDomain: "probe.example.org",
+		},
+		Alerts: Alerts{
+			Email:       EmailAlert{To: []string{"noc@corp.example"}, From: "relaygate@corp.example", Relay: "10.10.0.25:25"},
+			Syslog:      SyslogAlert{Address: "10.0.0.5:6514", Transport: "tls"},
+			Webhook:     WebhookAlert{URL: "https://chat.corp.example/hooks/relaygate"},
+			DigestAfter: 3,
+			Window:      Duration(5 * time.Minute),
 		},
 		Store: Store{Retention: Duration(720 * time.Hour), MaxEvents: 10},
 		Log:   Log{Format: "json", Level: "debug"},
@@ -310,6 +330,18 @@ func TestParseErrors(t *testing.T) {
 		{name: "empty label", in: head + "inspect:\n  labels:\n    - {prefix: 10.20.0.0/16, label: \"\"}\n", key: "inspect.labels[0].label", line: 8},
 		{name: "ring too large", in: head + "inspect:\n  ring_mb: 4096\n", key: "inspect.ring_mb", line: 7},
 		{name: "enabled not a bool", in: head + "inspect:\n  enabled: sometimes\n", key: "inspect.enabled", line: 7},
+
+		// Reputation and alerts.
+		{name: "bad reputation address", in: head + "reputation:\n  addresses: [198.51.100.300]\n", key: "reputation.addresses[0]", line: 7},
+		{name: "bad zone", in: head + "reputation:\n  zones: [\"spam haus\"]\n", key: "reputation.zones[0]", line: 7},
+		{name: "resolver without port", in: head + "reputation:\n  resolvers: [10.0.0.53]\n", key: "reputation.resolvers[0]", line: 7},
+		{name: "interval too short", in: head + "reputation:\n  interval: 10s\n", key: "reputation.interval", line: 7},
+		{name: "bad public address", in: enforceHead + "    public_address: nope\n", key: "relays[0].public_address", line: 9},
+		{name: "bad relay domain", in: enforceHead + "    domain: -corp\n", key: "relays[0].domain", line: 9},
+		{name: "email alert without recipients", in: head + "alerts:\n  email:\n    from: a@b.example\n    relay: 10.0.0.1:25\n", key: "alerts.email.to", line: 7},
+		{name: "email alert bad relay", in: head + "alerts:\n  email:\n    to: [noc@corp.example]\n    from: a@b.example\n    relay: 10.0.0.1\n", key: "alerts.email.relay", line: 10},
+		{name: "syslog bad transport", in: head + "alerts:\n  syslog:\n    address: 10.0.0.5:514\n    transport: carrier-pigeon\n", key: "alerts.syslog.transport", line: 9},
+		{name: "webhook not http", in: head + "alerts:\n  webhook:\n    url: ftp://x.example/\n", key: "alerts.webhook.url", line: 8},
 
 		// Types.
 		{name: "bad duration", in: head + "proxy:\n  idle_timeout: soon\n", key: "proxy.idle_timeout", line: 7, msg: `"soon"`},

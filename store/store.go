@@ -342,6 +342,16 @@ var migrations = []string{
 	ALTER TABLE events ADD COLUMN reply     TEXT    NOT NULL DEFAULT '';
 	ALTER TABLE events ADD COLUMN tls       TEXT    NOT NULL DEFAULT '';
 	ALTER TABLE events ADD COLUMN encrypted INTEGER NOT NULL DEFAULT 0;`,
+	`CREATE TABLE reputation (
+		time    INTEGER NOT NULL, -- unix nanoseconds
+		address TEXT    NOT NULL,
+		zone    TEXT    NOT NULL,
+		status  TEXT    NOT NULL, -- listed, clean, error, skipped
+		code    TEXT    NOT NULL DEFAULT '',
+		reason  TEXT    NOT NULL DEFAULT '',
+		error   TEXT    NOT NULL DEFAULT ''
+	);
+	CREATE INDEX reputation_key ON reputation(address, zone, time);`,
 }
 
 func migrate(ctx context.Context, db *sql.DB) (err error) {

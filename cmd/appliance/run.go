@@ -19,6 +19,7 @@ import (
 	"github.com/relaygate/relaygate/bridge"
 	"github.com/relaygate/relaygate/config"
 	"github.com/relaygate/relaygate/event"
+	"github.com/relaygate/relaygate/reputation"
 	"github.com/relaygate/relaygate/smtpproxy"
 	"github.com/relaygate/relaygate/store"
 	"github.com/relaygate/relaygate/webui"
@@ -63,6 +64,9 @@ type daemon struct {
 	br      *bridge.Bridge
 	proxy   *smtpproxy.Proxy
 	store   *store.Store
+
+	reputation *reputation.Watcher
+	alerter    *reputation.Alerter
 
 	// onApply hooks run, under mu, after a new configuration is in force.
 	onApply []func(*config.Config)
@@ -129,6 +133,7 @@ func runDaemon(ctx context.Context, path, logFormat string, stderr io.Writer) er
 	proxyDone := make(chan error, 1)
 	wg.Go(func() { proxyDone <- d.proxy.Serve(ctx, ln) })
 	wg.Go(func() { d.heartbeat(ctx) })
+	d.startReputation(ctx, cfg, reg, &wg)
 
 	deps := d.webDeps(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	webDone := make(chan error, 1)
