@@ -2,8 +2,10 @@ package reputation
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net"
+	"net/http/httptest"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -115,4 +117,40 @@ func countAlerts(t *testing.T, st *store.Store) int {
 		t.Fatal(err)
 	}
 	return len(evs)
+}
+
+func TestAPI(t *testing.T) {
+	d := startDNS(t)
+	d.set("25.100.51.198.zen.spamhaus.org", "127.0.0.2")
+	cfg := config.Default()
+	cfg.Reputation.Addresses = []string{"198.51.100.25"}
+	cfg.Reputation.Zones = []string{"zen.spamhaus.org"}
+	w := NewWatcher(Options{Logger: slog.New(slog.DiscardHandler),
+		Resolver: &DNSClient{Servers: []string{d.addr}, Timeout: time.Second}}, cfg)
+	api := &API{Watcher: w, Alerter: NewAlerter(slog.New(slog.DiscardHandler), cfg.Alerts)}
+
+	rec := httptest.NewRecorder()
+	api.Check(rec, httptest.NewRequest("POST", "/api/v1/reputation/check", nil))
+	var snap Snapshot
+	if err := json.Unmarshal(rec.Body.Bytes(), &snap); err != nil || rec.Code != 200 {
+		t.Fatalf("check: %d %s", rec.Code, rec.Body)
+	}
+	if len(snap.DNSBL) != 1 || snap.DNSBL[0].Status != Listed || snap.DNSBL[0].Code != "127.0.0.2" || snap.DNSBL[0].CheckedAt.IsZero() {
+		t.Errorf("snapshot = %+v", snap.DNSBL)
+	}
+	rec = httptest.NewRecorder()
+	api.Snapshot(rec, httptest.NewRequest("GET", "/api/v1/reputation", nil))
+	if !strings.Contains(rec.Body.String(), `"status":"listed"`) {
+		t.Errorf("GET snapshot: %s", rec.Body)
+	}
+	for _, tc := range []struct {
+		channel string
+		code    int
+	}{{"pager", 400}, {"", 400}, {"webhook", 502}} {
+		rec = httptest.NewRecorder()
+		api.TestAlert(rec, httptest.NewRequest("POST", "/api/v1/alerts/test?channel="+tc.channel, nil))
+		if rec.Code != tc.code || !strings.Contains(rec.Body.String(), `"error"`) {
+			t.Errorf("test alert %q: %d %s; want %d with an error", tc.channel, rec.Code, rec.Body, tc.code)
+		}
+	}
 }
