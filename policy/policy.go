@@ -20,6 +20,11 @@ type Relay struct {
 type Policy struct {
 	relays     []Relay // longest prefix first
 	RejectText string
+	// Lookup tables: for each prefix length in use, longest first, the
+	// relays by masked prefix. A lookup costs one map access per distinct
+	// length (at most 33 for IPv4, 129 for IPv6), whatever the number of relays.
+	lens4, lens6 []int
+	byPrefix     map[netip.Prefix]Relay
 }
 
 // New builds a policy from a validated configuration.
@@ -33,6 +38,25 @@ func New(c *config.Config) *Policy {
 		p.relays = append(p.relays, Relay{Name: r.Name, Prefix: pfx})
 	}
 	sort.SliceStable(p.relays, func(i, j int) bool { return p.relays[i].Prefix.Bits() > p.relays[j].Prefix.Bits() })
+	p.byPrefix = make(map[netip.Prefix]Relay, len(p.relays))
+	seen := map[int]bool{}
+	for _, r := range p.relays {
+		if _, dup := p.byPrefix[r.Prefix]; !dup {
+			p.byPrefix[r.Prefix] = r // the first in config order wins
+		}
+		key := r.Prefix.Bits()
+		if r.Prefix.Addr().Is6() {
+			key = -1 - key
+		}
+		if !seen[key] {
+			seen[key] = true
+			if r.Prefix.Addr().Is4() {
+				p.lens4 = append(p.lens4, r.Prefix.Bits())
+			} else {
+				p.lens6 = append(p.lens6, r.Prefix.Bits())
+			}
+		}
+	}
 	return p
 }
 
@@ -42,8 +66,16 @@ func (p *Policy) Relay(addr netip.Addr) (Relay, bool) {
 		return Relay{}, false
 	}
 	addr = addr.Unmap().WithZone("")
-	for _, r := range p.relays {
-		if r.Prefix.Contains(addr) {
+	lens := p.lens6
+	if addr.Is4() {
+		lens = p.lens4
+	}
+	for _, bits := range lens {
+		pfx, err := addr.Prefix(bits)
+		if err != nil {
+			continue
+		}
+		if r, ok := p.byPrefix[pfx]; ok {
 			return r, true
 		}
 	}
