@@ -19,6 +19,7 @@ import (
 	"github.com/relaygate/relaygate/bridge"
 	"github.com/relaygate/relaygate/config"
 	"github.com/relaygate/relaygate/event"
+	"github.com/relaygate/relaygate/inspect"
 	"github.com/relaygate/relaygate/reputation"
 	"github.com/relaygate/relaygate/smtpproxy"
 	"github.com/relaygate/relaygate/store"
@@ -67,6 +68,7 @@ type daemon struct {
 
 	reputation *reputation.Watcher
 	alerter    *reputation.Alerter
+	inspect    *inspect.Inspector
 
 	// onApply hooks run, under mu, after a new configuration is in force.
 	onApply []func(*config.Config)
@@ -130,6 +132,9 @@ func runDaemon(ctx context.Context, path, logFormat string, stderr io.Writer) er
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
+	if d.inspect, err = d.startInspect(ctx, reg, &wg); err != nil {
+		return fmt.Errorf("passive inspection: %w", err)
+	}
 	proxyDone := make(chan error, 1)
 	wg.Go(func() { proxyDone <- d.proxy.Serve(ctx, ln) })
 	wg.Go(func() { d.heartbeat(ctx) })

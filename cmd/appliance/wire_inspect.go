@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"net"
+	"path/filepath"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/relaygate/relaygate/config"
+	"github.com/relaygate/relaygate/inspect"
+)
+
+// startInspect builds passive inspection, registers its metrics and its
+// live configuration hook, and captures on the inside and outside ports
+// until ctx ends (wg waits for it). A capture that cannot be opened is
+// logged, not fatal: inspection is never allowed to stop the box.
+func (d *daemon) startInspect(ctx context.Context, reg *prometheus.Registry, wg *sync.WaitGroup) (*inspect.Inspector, error) {
+	cfg := d.cfg
+	in, err := inspect.New(cfg, inspect.Options{
+		Logger:      d.log,
+		Recorder:    d.store,
+		Series:      d.store,
+		Inventory:   d.store,
+		Resolver:    &net.Resolver{},
+		EvidenceDir: filepath.Join(cfg.DataDir, "evidence"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	reg.MustRegister(in.Collectors()...)
+	d.onApply = append(d.onApply, func(c *config.Config) { in.SetConfig(c) })
+	if !cfg.Inspect.On() {
+		d.log.Info("passive inspection disabled (inspect.enabled: false)")
+		return in, nil
+	}
+	var srcs []inspect.PacketSource
+	var live []*inspect.LiveSource
+	for _, iface := range []string{cfg.Interfaces.Inside, cfg.Interfaces.Outside} {
+		s, err := inspect.OpenLive(iface, cfg.Inspect.RingMB, in.Ports())
+		if err != nil {
+			d.log.Error("passive inspection: capture not started", "component", "inspect", "iface", iface, "err", err)
+			continue
+		}
+		srcs, live = append(srcs, s), append(live, s)
+	}
+	if len(srcs) == 0 {
+		return in, nil
+	}
+	wg.Go(func() {
+		defer func() {
+			for _, s := range live {
+				s.Close()
+			}
+		}()
+		if err := in.Run(ctx, srcs...); err != nil {
+			d.log.Error("passive inspection stopped", "component", "inspect", "err", err)
+		}
+	})
+	return in, nil
+}

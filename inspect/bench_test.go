@@ -1,0 +1,84 @@
+package inspect
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/relaygate/relaygate/config"
+)
+
+// benchFrames generates SMTP traffic: relays sending messages with
+// 20 KiB bodies and bots sending short ones, interleaved flow by flow.
+func benchFrames(b testing.TB, flows int) []frame {
+	body := bigBody(20 << 10)
+	var out []frame
+	for i := 0; i < flows; i++ {
+		cli := fmt.Sprintf("10.10.%d.%d:%d", i/250%250, i%250+1, 10000+i%50000)
+		if i%4 == 0 {
+			cli = fmt.Sprintf("10.20.%d.%d:%d", i/250%250, i%250+1, 10000+i%50000)
+		}
+		f := newTCPFlow(b, cli, "203.0.113.25:25")
+		f.now = t0.Add(time.Duration(i) * time.Millisecond)
+		f.handshake()
+		f.server("220 mx ESMTP\r\n")
+		f.client("EHLO host\r\n")
+		f.server("250-mx\r\n250 PIPELINING\r\n")
+		for m := 0; m < 3; m++ {
+			f.client("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@remote.example>\r\nDATA\r\n")
+			f.server("250 ok\r\n250 ok\r\n354 go\r\n")
+			if i%4 == 0 {
+				f.client("Subject: spam\r\n\r\nbuy\r\n.\r\n")
+			} else {
+				f.client(body + ".\r\n")
+			}
+			f.server("250 queued\r\n")
+		}
+		f.client("QUIT\r\n")
+		f.server("221 bye\r\n")
+		f.close()
+		out = append(out, f.frames...)
+	}
+	return out
+}
+
+// BenchmarkDecode replays a generated pcap file of SMTP traffic through the
+// decode path (the same as live capture) and reports frames per second.
+func BenchmarkDecode(b *testing.B) {
+	frames := benchFrames(b, 400)
+	path := filepath.Join(b.TempDir(), "smtp.pcap")
+	if err := os.WriteFile(path, writePcap(b, frames), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	var bytes int64
+	for _, f := range frames {
+		bytes += int64(len(f.data))
+	}
+	cfg := testConfig(config.Monitor)
+	cfg.Relays = []config.Relay{{Name: "relays", Address: "10.10.0.0/16"}}
+	b.SetBytes(bytes)
+	b.ResetTimer()
+	start := time.Now()
+	for b.Loop() {
+		in, err := New(cfg, Options{Recorder: &fakeRecorder{}, Series: &fakeSeries{}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		src, err := OpenPcap(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := in.Replay(context.Background(), src); err != nil {
+			b.Fatal(err)
+		}
+		src.Close()
+		if got := in.Stats().Messages; got != 1200 {
+			b.Fatalf("messages = %d, want 1200", got)
+		}
+	}
+	el := time.Since(start).Seconds()
+	b.ReportMetric(float64(len(frames)*b.N)/el, "frames/s")
+}
