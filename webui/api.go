@@ -38,20 +38,7 @@ type hostsResponse struct {
 func (s *server) getStatus(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), s.storeTimeout)
 	defer cancel()
-	st := s.status.Status(ctx)
-	if !st.Started.IsZero() {
-		st.Started = st.Started.UTC()
-		up := max(s.now().Sub(st.Started), 0)
-		st.Uptime = up.Truncate(time.Second).String()
-		st.UptimeSeconds = up.Seconds()
-	}
-	if st.Ports == nil {
-		st.Ports = []PortStatus{}
-	}
-	if st.Counters == nil {
-		st.Counters = map[string]uint64{}
-	}
-	c.JSON(http.StatusOK, st)
+	c.JSON(http.StatusOK, s.statusNow(ctx))
 }
 
 // getEvents answers GET /api/v1/events?kind=&client=&since=&until=&q=&limit=.

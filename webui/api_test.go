@@ -63,6 +63,20 @@ var protected = []struct{ method, path, body string }{
 	{"GET", "/api/v1/config", ""},
 	{"PUT", "/api/v1/config", testConfigYAML},
 	{"GET", "/metrics", ""},
+	{"GET", "/api/v1/events.csv", ""},
+	{"GET", "/api/v1/hosts/10.20.0.50", ""},
+	{"GET", "/api/v1/hosts/10.20.0.50/pcap", ""},
+	{"GET", "/api/v1/config/backup", ""},
+	{"POST", "/api/v1/config/restore", testConfigYAML},
+	{"GET", "/api/v1/series?metric=blocked", ""},
+	{"GET", "/api/v1/dashboard", ""},
+	{"GET", "/api/v1/mode-preview?mode=enforce", ""},
+	{"GET", "/api/v1/audit", ""},
+	{"GET", "/api/v1/tokens", ""},
+	{"POST", "/api/v1/tokens", `{"name": "x"}`},
+	{"DELETE", "/api/v1/tokens/1", ""},
+	{"POST", "/api/v1/system/reboot", ""},
+	{"POST", "/api/v1/system/certificate", "{}"},
 }
 
 func TestAuthRejected(t *testing.T) {
@@ -270,8 +284,8 @@ func TestEventsNone(t *testing.T) {
 
 func TestEventsBadQuery(t *testing.T) {
 	for _, tc := range []struct{ query, want string }{
-		{"?kind=spam", `unknown kind "spam" (want one of blocked, would_block, relayed, deferred, upstream_error, refused)`},
-		{"?kind=BLOCKED", `unknown kind "BLOCKED" (want one of blocked, would_block, relayed, deferred, upstream_error, refused)`},
+		{"?kind=spam", `unknown kind "spam" (want one of blocked, would_block, relayed, deferred, upstream_error, refused, alert)`},
+		{"?kind=BLOCKED", `unknown kind "BLOCKED" (want one of blocked, would_block, relayed, deferred, upstream_error, refused, alert)`},
 		{"?client=10.0.0", `invalid client "10.0.0" (want an IP address, e.g. 192.0.2.7 or 2001:db8::7)`},
 		{"?client=10.0.0.0/24", `invalid client "10.0.0.0/24" (want an IP address, e.g. 192.0.2.7 or 2001:db8::7)`},
 		{"?client=10.0.0.7:25", `invalid client "10.0.0.7:25" (want an IP address, e.g. 192.0.2.7 or 2001:db8::7)`},
@@ -624,7 +638,7 @@ func TestSecurityHeaders(t *testing.T) {
 				"X-Frame-Options":           "DENY",
 				"Strict-Transport-Security": "max-age=31536000",
 				"Content-Security-Policy":   "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; object-src 'none'",
-				"Referrer-Policy":           "no-referrer",
+				"Referrer-Policy":           "same-origin",
 				"Cache-Control":             "",
 			}
 			if tc.noStore {
@@ -648,7 +662,7 @@ func TestIndexAndStatic(t *testing.T) {
 		ctype    string
 		contains string
 	}{
-		{"/", 200, "text/html; charset=utf-8", "<h1>relaygate</h1>"},
+		{"/", 303, "", ""},
 		{"/static/style.css", 200, "text/css; charset=utf-8", "font-family"},
 		{"/static/", 404, "", ""},
 		{"/static/nope.js", 404, "", ""},

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/relaygate/relaygate/config"
 	"github.com/relaygate/relaygate/event"
@@ -21,6 +22,8 @@ type fakeEvents struct {
 	err        error
 	queries    []EventQuery
 	hostLimits []int
+	// filter applies the query like the store does (lab data).
+	filter bool
 }
 
 func (f *fakeEvents) Events(ctx context.Context, q EventQuery) ([]event.Event, error) {
@@ -29,6 +32,18 @@ func (f *fakeEvents) Events(ctx context.Context, q EventQuery) ([]event.Event, e
 	f.queries = append(f.queries, q)
 	if f.err != nil {
 		return nil, f.err
+	}
+	if f.filter {
+		var out []event.Event
+		for _, e := range f.events {
+			if (q.Kind != "" && e.Kind != q.Kind) || (q.Client.IsValid() && e.Client != q.Client) ||
+				(!q.Since.IsZero() && e.Time.Before(q.Since)) || (!q.Until.IsZero() && !e.Time.Before(q.Until)) ||
+				(q.Text != "" && !strings.Contains(e.MailFrom+" "+strings.Join(e.Rcpt, " ")+" "+e.Helo, q.Text)) {
+				continue
+			}
+			out = append(out, e)
+		}
+		return out, nil
 	}
 	return append([]event.Event(nil), f.events...), nil
 }
@@ -145,6 +160,30 @@ type harness struct {
 	tokens *fakeTokens
 	config *fakeConfig
 	status *fakeStatus
+
+	admins   *memAdmins
+	audit    *memAudit
+	tokAdmin *memTokens
+	series   *memSeries
+	clock    *testClock
+}
+
+// testClock is an injectable clock: the real time plus what Advance added.
+type testClock struct {
+	mu  sync.Mutex
+	off time.Duration
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.off)
+}
+
+func (c *testClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.off += d
+	c.mu.Unlock()
 }
 
 func mustParse(t *testing.T, yaml string) *config.Config {
@@ -163,13 +202,25 @@ func testDeps(t *testing.T) (Deps, *harness) {
 		tokens: &fakeTokens{tokens: map[string]string{goodToken: actorName}},
 		config: &fakeConfig{cur: mustParse(t, testConfigYAML)},
 		status: &fakeStatus{},
+		admins: newMemAdmins(),
+		audit:  &memAudit{},
+		series: &memSeries{},
+		clock:  &testClock{},
 	}
+	h.tokAdmin = &memTokens{check: h.tokens}
 	d := Deps{
-		Logger: testLogger(t),
-		Events: h.events,
-		Tokens: h.tokens,
-		Config: h.config,
-		Status: h.status,
+		Admins:     h.admins,
+		Audit:      h.audit,
+		TokenAdmin: h.tokAdmin,
+		Series:     h.series,
+		Now:        h.clock.Now,
+		argon:      &testArgon,
+		Console:    io.Discard,
+		Logger:     testLogger(t),
+		Events:     h.events,
+		Tokens:     h.tokens,
+		Config:     h.config,
+		Status:     h.status,
 		Metrics: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 			io.WriteString(w, metricText)

@@ -5,6 +5,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"html/template"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -61,21 +62,46 @@ type server struct {
 	metrics      http.Handler
 	now          func() time.Time
 	storeTimeout time.Duration
+
+	admins     Admins
+	auditLog   AuditLog
+	tokenAdmin TokenManager
+	series     SeriesSource
+	evidence   Evidence
+	system     System
+	inventory  Inventory
+	reputation Reputation
+	alerts     AlertTester
+	certs      *certStore
+
+	argon        argonParams
+	dummyHash    string // checked for unknown usernames (equal timing)
+	userThrottle *throttle
+	ipThrottle   *throttle
+	templates    map[string]*template.Template
+	catalog      map[string]map[string]string
 }
 
-// NewRouter returns the HTTP handler of the management interface:
+// NewRouter returns the HTTP handler of the management interface.
 //
-//	GET  /                 embedded start page
-//	GET  /static/*file     embedded assets
-//	GET  /api/v1/status    Status
-//	GET  /api/v1/events    {"events": [...]}, newest first
-//	GET  /api/v1/hosts     {"hosts": [...]}
-//	GET  /api/v1/config    the running configuration
-//	PUT  /api/v1/config    replace the configuration (JSON or YAML body)
-//	GET  /metrics          Prometheus text format
+// Browser pages (session cookie; state changes are POST with the CSRF
+// token): /setup and /login (no session), / (dashboard), /hosts,
+// /hosts/{addr}, /events, /policy (relays, mode, limits), /system (backup,
+// restore, reboot), /audit, /tokens, /account; static assets under
+// /static and /vendor.
 //
-// Everything under /api/v1 and /metrics requires a bearer token. /metrics
-// takes the same token as the API: Prometheus sends it with
+// JSON API under /api/v1 (bearer token or session cookie plus
+// X-CSRF-Token for changes):
+//
+//	GET    /status, /events, /events.csv, /hosts, /hosts/{addr}, /hosts/{addr}/pcap
+//	GET    /config, /config/backup      PUT /config      POST /config/restore
+//	GET    /series, /dashboard, /mode-preview, /audit, /tokens
+//	POST   /tokens                      DELETE /tokens/{id}
+//	POST   /system/reboot, /system/certificate
+//	GET    /reputation                  POST /reputation/check, /alerts/test?channel=
+//	GET    /metrics (outside /api/v1, same credentials)
+//
+// /metrics takes the same token as the API: Prometheus sends it with
 // `authorization: {credentials_file: ...}` (or `bearer_token_file`) in the
 // scrape config, so no unauthenticated port is needed.
 //
@@ -103,6 +129,24 @@ func NewRouter(d Deps) *gin.Engine {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.admins, s.auditLog, s.tokenAdmin, s.series = d.Admins, d.Audit, d.TokenAdmin, d.Series
+	s.evidence, s.system, s.inventory, s.certs = d.Evidence, d.System, d.Inventory, d.certs
+	s.reputation, s.alerts = d.Reputation, d.Alerts
+	s.argon = defaultArgon
+	if d.argon != nil {
+		s.argon = *d.argon
+	}
+	dummy, err := hashPassword(s.argon, "relaygate dummy password for unknown users")
+	if err != nil {
+		panic(err)
+	}
+	s.dummyHash = dummy
+	s.userThrottle = newThrottle(s.now, userMaxFails, failWindow, lockoutFor)
+	s.ipThrottle = newThrottle(s.now, ipMaxFails, failWindow, lockoutFor)
+	if s.templates, err = parseTemplates(); err != nil {
+		panic(err)
+	}
+	s.catalog = catalog()
 
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
@@ -116,22 +160,70 @@ func NewRouter(d Deps) *gin.Engine {
 	r.RedirectFixedPath = false
 	r.HandleMethodNotAllowed = true
 	// Logging outermost, so that a recovered panic is logged as its 500.
-	r.Use(s.logRequests, s.recovery, securityHeaders)
+	r.Use(s.logRequests, s.recovery, securityHeaders, limitBody)
+	// Uploads (a configuration restore) are small; keep them in memory.
+	r.MaxMultipartMemory = maxBodyBytes
 	r.NoRoute(notFound)
 	r.NoMethod(methodNotAllowed)
 
-	r.GET("/", s.index)
 	r.GET("/static/*file", s.static)
+	r.GET("/vendor/*file", s.vendor)
+	r.GET("/setup", s.getSetup)
+	r.POST("/setup", s.postSetup)
+	r.GET("/login", s.getLogin)
+	r.POST("/login", s.postLogin)
 
-	// Later: the browser pages go beside the API, behind the same
-	// requireAuth (which will accept a session cookie) plus CSRF checks on
-	// POST.
+	ui := r.Group("/", s.requireLogin)
+	ui.POST("/logout", s.postLogout)
+	ui.GET("/", s.pageDashboard)
+	ui.GET("/hosts", s.pageHosts)
+	ui.GET("/hosts/:addr", s.pageHost)
+	ui.GET("/events", s.pageEvents)
+	ui.GET("/policy", s.pagePolicy)
+	ui.POST("/policy/relays/add", s.postRelayAdd)
+	ui.POST("/policy/relays/update", s.postRelayUpdate)
+	ui.POST("/policy/relays/delete", s.postRelayDelete)
+	ui.GET("/policy/mode", s.pageModeConfirm)
+	ui.POST("/policy/mode", s.postMode)
+	ui.POST("/policy/limits", s.postLimits)
+	ui.GET("/system", s.pageSystem)
+	ui.GET("/system/backup", s.getBackup)
+	ui.POST("/system/restore", s.postRestore)
+	ui.POST("/system/reboot", s.postReboot)
+	ui.POST("/system/certificate", s.postCertificate)
+	ui.GET("/reputation", s.pageReputation)
+	ui.POST("/reputation/check", s.postReputationCheck)
+	ui.POST("/reputation/alerts/test", s.postAlertTest)
+	ui.GET("/audit", s.pageAudit)
+	ui.GET("/tokens", s.pageTokens)
+	ui.POST("/tokens", s.postTokenCreate)
+	ui.POST("/tokens/revoke", s.postTokenRevoke)
+	ui.GET("/account", s.pageAccount)
+	ui.POST("/account/password", s.postPassword)
+
 	api := r.Group("/api/v1", s.requireAuth)
 	api.GET("/status", s.getStatus)
 	api.GET("/events", s.getEvents)
+	api.GET("/events.csv", s.getEventsCSV)
 	api.GET("/hosts", s.getHosts)
+	api.GET("/hosts/:addr", s.getHost)
+	api.GET("/hosts/:addr/pcap", s.getHostPcap)
 	api.GET("/config", s.getConfig)
 	api.PUT("/config", s.putConfig)
+	api.GET("/config/backup", s.getBackup)
+	api.POST("/config/restore", s.apiRestore)
+	api.GET("/series", s.getSeries)
+	api.GET("/dashboard", s.getDashboard)
+	api.GET("/mode-preview", s.getModePreview)
+	api.GET("/reputation", s.getReputation)
+	api.POST("/reputation/check", s.apiReputationCheck)
+	api.POST("/alerts/test", s.apiAlertTest)
+	api.GET("/audit", s.getAudit)
+	api.GET("/tokens", s.getTokens)
+	api.POST("/tokens", s.apiTokenCreate)
+	api.DELETE("/tokens/:id", s.apiTokenRevoke)
+	api.POST("/system/reboot", s.apiReboot)
+	api.POST("/system/certificate", s.apiCertificate)
 
 	if s.metrics != nil {
 		r.GET("/metrics", s.requireAuth, gin.WrapH(s.metrics))
@@ -190,12 +282,28 @@ func securityHeaders(c *gin.Context) {
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Content-Security-Policy", contentSecurityPolicy)
 	h.Set("Strict-Transport-Security", strictTransportSecurity)
-	h.Set("Referrer-Policy", "no-referrer")
+	// same-origin, not no-referrer: with no-referrer browsers send
+	// "Origin: null" on form posts, which the CSRF origin check refuses.
+	// Nothing leaks to other sites either way.
+	h.Set("Referrer-Policy", "same-origin")
 	h.Set("Cross-Origin-Opener-Policy", "same-origin")
 	h.Set("Cross-Origin-Resource-Policy", "same-origin")
-	if !strings.HasPrefix(c.Request.URL.Path, "/static/") {
+	if !strings.HasPrefix(c.Request.URL.Path, "/static/") && !strings.HasPrefix(c.Request.URL.Path, "/vendor/") {
 		// Pages and API answers hold live state and addresses.
 		h.Set("Cache-Control", "no-store")
+	}
+	c.Next()
+}
+
+// maxBodyBytes bounds every request body: the largest legitimate one is
+// a configuration (MaxConfigBytes) in a multipart form.
+const maxBodyBytes = MaxConfigBytes + 64<<10
+
+// limitBody caps request bodies, so that no form or upload can exhaust
+// memory; handlers with a tighter limit set their own.
+func limitBody(c *gin.Context) {
+	if c.Request.Body != nil {
+		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxBodyBytes)
 	}
 	c.Next()
 }
@@ -261,24 +369,6 @@ func remoteAddr(c *gin.Context) string {
 // a token exists.
 const bearerRealm = `Bearer realm="relaygate"`
 
-// requireAuth admits requests that carry a valid credential and records
-// the actor's name in the context. The browser UI will add a session
-// cookie here, tried when there is no Authorization header.
-func (s *server) requireAuth(c *gin.Context) {
-	actor, ok, msg, err := s.bearerActor(c)
-	if err != nil {
-		s.internalError(c, "check token", err)
-		return
-	}
-	if !ok {
-		c.Header("WWW-Authenticate", bearerRealm)
-		abortError(c, http.StatusUnauthorized, msg)
-		return
-	}
-	c.Set(actorKey, actor)
-	c.Next()
-}
-
 // bearerActor checks the Authorization header (RFC 6750 section 2.1). On
 // rejection msg says why without telling whether a token exists.
 func (s *server) bearerActor(c *gin.Context) (actor string, ok bool, msg string, err error) {
@@ -333,16 +423,23 @@ func validToken(t string) bool {
 	return true
 }
 
-// index serves the start page.
-func (s *server) index(c *gin.Context) {
-	http.ServeFileFS(c.Writer, c.Request, assets, "assets/index.html")
-}
-
 // static serves embedded files under assets/static, never directory
 // listings.
 func (s *server) static(c *gin.Context) {
 	name := path.Clean("/" + c.Param("file"))
 	name = "assets/static" + name
+	st, err := fs.Stat(assets, name)
+	if err != nil || st.IsDir() {
+		notFound(c)
+		return
+	}
+	http.ServeFileFS(c.Writer, c.Request, assets, name)
+}
+
+// vendor serves the embedded third-party assets (uPlot), never
+// directory listings.
+func (s *server) vendor(c *gin.Context) {
+	name := "assets/vendor" + path.Clean("/"+c.Param("file"))
 	st, err := fs.Stat(assets, name)
 	if err != nil || st.IsDir() {
 		notFound(c)

@@ -86,10 +86,20 @@ func serve(ctx context.Context, d Deps, web config.Web, dataDir, bindDevice stri
 	d.Logger = logger
 	log := logger.With("component", "webui")
 
+	// No default password: while there is no administrator, a one-time
+	// setup token is printed and written to data_dir.
+	if _, err := PrepareSetup(ctx, d, dataDir, d.Console); err != nil {
+		return err
+	}
 	cert, certPath, err := serverCert(web, dataDir, time.Now())
 	if err != nil {
 		return err
 	}
+	cs := &certStore{cert: &cert}
+	if web.TLSCert == "" {
+		cs.dataDir = dataDir
+	}
+	d.certs = cs
 	lc := net.ListenConfig{Control: bindToDevice(bindDevice)}
 	ln, err := lc.Listen(ctx, "tcp", web.Listen)
 	if err != nil {
@@ -98,8 +108,10 @@ func serve(ctx context.Context, d Deps, web config.Web, dataDir, bindDevice stri
 	srv := &http.Server{
 		Handler: NewRouter(d),
 		TLSConfig: &tls.Config{
-			MinVersion:   tls.VersionTLS12,
-			Certificates: []tls.Certificate{cert},
+			MinVersion: tls.VersionTLS12,
+			// Through certStore, so that an uploaded certificate is
+			// served from the next handshake on.
+			GetCertificate: cs.get,
 			// TLS 1.2 only: forward-secret AEAD suites. TLS 1.3 suites
 			// are not configurable and all good.
 			CipherSuites: []uint16{

@@ -230,8 +230,15 @@ func TestServeConfiguredCert(t *testing.T) {
 	if got := fingerprint(resp.TLS.PeerCertificates[0].Raw); got != fp {
 		t.Errorf("served certificate %s, want the configured %s", got, fp)
 	}
-	if _, err := os.Stat(dataDir); !os.IsNotExist(err) {
-		t.Errorf("data_dir was created (%v), want nothing generated", err)
+	// data_dir holds only the setup token (no administrator yet), no
+	// generated certificate.
+	for _, f := range []string{GeneratedCertFile, GeneratedKeyFile} {
+		if _, err := os.Stat(filepath.Join(dataDir, f)); !os.IsNotExist(err) {
+			t.Errorf("%s was generated (%v), want nothing generated", f, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, SetupTokenFile)); err != nil {
+		t.Errorf("setup token file: %v, want it written", err)
 	}
 }
 

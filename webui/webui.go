@@ -7,14 +7,16 @@
 // manager and the status collector into a Deps. Nothing here imports those
 // packages, so the handlers are tested with fakes and httptest.
 //
-// Authentication is by "Authorization: Bearer <token>" for now. The browser
-// UI will add a session cookie as a second credential (see requireAuth),
-// with CSRF tokens for state changes and login throttling.
+// Authentication is by "Authorization: Bearer <token>" (scripts) or by a
+// session cookie (the browser UI, see auth.go), with a CSRF token on every
+// state-changing browser request and login throttling. There is no default
+// password: the first start prints a one-time setup token (PrepareSetup).
 package webui
 
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -121,6 +123,9 @@ type Status struct {
 	Ports   []PortStatus `json:"ports"`
 	// Counters are named totals, e.g. nftables counters and event counts.
 	Counters map[string]uint64 `json:"counters"`
+	// Inspect is passive inspection's capture statistics (packets, drops,
+	// flows), when it runs.
+	Inspect any `json:"inspect,omitempty"`
 }
 
 // StatusSource reports the appliance's state.
@@ -140,8 +145,38 @@ type Deps struct {
 	// Metrics serves /metrics, e.g. promhttp.HandlerFor(registry, ...);
 	// nil leaves /metrics out (404).
 	Metrics http.Handler
-	// Now is the clock, for uptime; nil means time.Now.
+	// Now is the clock, for uptime, sessions and login throttling; nil
+	// means time.Now.
 	Now func() time.Time
+
+	// Admins, Audit, TokenAdmin and Series are required by the browser
+	// UI: administrators and sessions, the audit log, token management
+	// and the per-minute series of the dashboard.
+	Admins     Admins
+	Audit      AuditLog
+	TokenAdmin TokenManager
+	Series     SeriesSource
+	// Evidence serves pcap evidence per host; nil hides the download.
+	Evidence Evidence
+	// Inventory is passive inspection's host inventory; nil shows the
+	// hosts of the events only.
+	Inventory Inventory
+	// System reboots the appliance; nil disables the reboot button.
+	System System
+	// Reputation is the reputation watch and Alerts its test alerts; nil
+	// shows the page as not running.
+	Reputation Reputation
+	Alerts     AlertTester
+	// Console receives the one-time setup token line at start (Serve);
+	// nil means os.Stderr.
+	Console io.Writer
+
+	// argon overrides the password hashing cost (tests); nil means
+	// defaultArgon.
+	argon *argonParams
+	// certs is the HTTPS certificate Serve uses, for replacement by
+	// upload; nil (NewRouter outside Serve) disables it.
+	certs *certStore
 }
 
 // check reports missing required dependencies.
@@ -158,6 +193,18 @@ func (d *Deps) check() error {
 	}
 	if d.Status == nil {
 		errs = append(errs, errors.New("webui: Deps.Status is nil"))
+	}
+	if d.Admins == nil {
+		errs = append(errs, errors.New("webui: Deps.Admins is nil"))
+	}
+	if d.Audit == nil {
+		errs = append(errs, errors.New("webui: Deps.Audit is nil"))
+	}
+	if d.TokenAdmin == nil {
+		errs = append(errs, errors.New("webui: Deps.TokenAdmin is nil"))
+	}
+	if d.Series == nil {
+		errs = append(errs, errors.New("webui: Deps.Series is nil"))
 	}
 	return errors.Join(errs...)
 }

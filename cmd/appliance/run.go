@@ -141,6 +141,11 @@ func runDaemon(ctx context.Context, path, logFormat string, stderr io.Writer) er
 	d.startReputation(ctx, cfg, reg, &wg)
 
 	deps := d.webDeps(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	deps.Reputation, deps.Alerts = d.reputation, d.alerter
+	if d.inspect != nil {
+		deps.Evidence = webEvidence(d.inspect)
+		deps.Inventory = inspectInventory{d.inspect}
+	}
 	webDone := make(chan error, 1)
 	wg.Go(func() {
 		webDone <- webui.Serve(ctx, deps, cfg.Web, cfg.DataDir, cfg.Interfaces.Management, log)
@@ -313,6 +318,9 @@ func (d *daemon) Status(ctx context.Context) webui.Status {
 		Mode: c.Mode, Version: version, Started: d.started, Serving: serving,
 		Uptime: up.Round(time.Second).String(), UptimeSeconds: up.Seconds(),
 		Counters: d.br.Counters(),
+	}
+	if d.inspect != nil {
+		s.Inspect = d.inspect.Stats()
 	}
 	for _, p := range d.br.Ports() {
 		s.Ports = append(s.Ports, webui.PortStatus{

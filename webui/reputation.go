@@ -1,0 +1,126 @@
+package webui
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/relaygate/relaygate/reputation"
+)
+
+// Reputation is the reputation watch (blocklists, SPF, open-relay
+// self-test). Optional: without it the page says it is not running.
+type Reputation interface {
+	// Snapshot returns the latest results.
+	Snapshot() reputation.Snapshot
+	// RunOnce runs every check now and returns the new results.
+	RunOnce(ctx context.Context) reputation.Snapshot
+}
+
+// AlertTester sends a test alert on one channel (email, syslog, webhook).
+type AlertTester interface {
+	Test(ctx context.Context, channel string) error
+}
+
+const reputationCheckTimeout = 5 * time.Minute
+
+func (s *server) getReputation(c *gin.Context) {
+	if s.reputation == nil {
+		abortError(c, http.StatusNotImplemented, "the reputation watch is not running")
+		return
+	}
+	c.JSON(http.StatusOK, s.reputation.Snapshot())
+}
+
+func (s *server) apiReputationCheck(c *gin.Context) {
+	if s.reputation == nil {
+		abortError(c, http.StatusNotImplemented, "the reputation watch is not running")
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), reputationCheckTimeout)
+	defer cancel()
+	s.audit(c, "", "reputation.check", "checks run on demand")
+	c.JSON(http.StatusOK, s.reputation.RunOnce(ctx))
+}
+
+// alertChannel validates the channel of a test alert.
+func alertChannel(ch string) bool {
+	switch ch {
+	case reputation.ChannelEmail, reputation.ChannelSyslog, reputation.ChannelWebhook:
+		return true
+	}
+	return false
+}
+
+func (s *server) apiAlertTest(c *gin.Context) {
+	ch := c.Query("channel")
+	if !alertChannel(ch) {
+		abortError(c, http.StatusBadRequest, `channel: want email, syslog or webhook, got "`+ch+`"`)
+		return
+	}
+	if s.alerts == nil {
+		abortError(c, http.StatusNotImplemented, "alerts are not running")
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 30*time.Second)
+	defer cancel()
+	s.audit(c, "", "alerts.test", ch)
+	if err := s.alerts.Test(ctx, ch); err != nil {
+		abortError(c, http.StatusBadGateway, err.Error())
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "sent", "channel": ch})
+}
+
+func (s *server) reputationPage(c *gin.Context, status int, notice, errMsg string, snap *reputation.Snapshot) {
+	p := s.newPage(c, "reputation.html", "reputation")
+	p.Notice, p.Error = notice, errMsg
+	running := s.reputation != nil
+	if snap == nil && running {
+		v := s.reputation.Snapshot()
+		snap = &v
+	}
+	cfg := s.config.Current()
+	p.Data = gin.H{"Running": running, "Snap": snap, "Addresses": cfg.Reputation.Addresses,
+		"Zones": cfg.Reputation.Zones, "Interval": cfg.Reputation.Interval.String(), "Alerts": cfg.Alerts}
+	s.render(c, status, "reputation.html", p)
+}
+
+func (s *server) pageReputation(c *gin.Context) { s.reputationPage(c, http.StatusOK, "", "", nil) }
+
+func (s *server) postReputationCheck(c *gin.Context) {
+	if s.reputation == nil {
+		s.reputationPage(c, http.StatusNotImplemented, "", s.msg(c, "reputation_not_running"), nil)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), reputationCheckTimeout)
+	defer cancel()
+	s.audit(c, "", "reputation.check", "checks run on demand")
+	snap := s.reputation.RunOnce(ctx)
+	s.reputationPage(c, http.StatusOK, s.msg(c, "reputation_checked"), "", &snap)
+}
+
+func (s *server) postAlertTest(c *gin.Context) {
+	ch := c.PostForm("channel")
+	if !alertChannel(ch) {
+		s.reputationPage(c, http.StatusBadRequest, "", s.msg(c, "alert_bad_channel"), nil)
+		return
+	}
+	if s.alerts == nil {
+		s.reputationPage(c, http.StatusNotImplemented, "", s.msg(c, "reputation_not_running"), nil)
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 30*time.Second)
+	defer cancel()
+	s.audit(c, "", "alerts.test", ch)
+	if err := s.alerts.Test(ctx, ch); err != nil {
+		s.reputationPage(c, http.StatusBadGateway, "", err.Error(), nil)
+		return
+	}
+	s.reputationPage(c, http.StatusOK, s.msg(c, "alert_sent")+" ("+ch+")", "", nil)
+}
+
+// msg returns a catalog entry in the request's language.
+func (s *server) msg(c *gin.Context, key string) string { return s.catalog[pickLang(c)][key] }

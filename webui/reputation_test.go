@@ -1,0 +1,147 @@
+package webui
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/relaygate/relaygate/reputation"
+)
+
+type fakeReputation struct {
+	mu   sync.Mutex
+	snap reputation.Snapshot
+	runs int
+}
+
+func (f *fakeReputation) Snapshot() reputation.Snapshot {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.snap
+}
+
+func (f *fakeReputation) RunOnce(ctx context.Context) reputation.Snapshot {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.runs++
+	return f.snap
+}
+
+type fakeAlerts struct {
+	mu       sync.Mutex
+	channels []string
+	err      error
+}
+
+func (f *fakeAlerts) Test(ctx context.Context, ch string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.channels = append(f.channels, ch)
+	return f.err
+}
+
+func reputationHarness(t *testing.T, running bool) (*harness, *fakeReputation, *fakeAlerts) {
+	t.Helper()
+	d, h := testDeps(t)
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	fr := &fakeReputation{snap: reputation.Snapshot{
+		CheckedAt: now,
+		DNSBL: []reputation.Result{
+			{Address: netip.MustParseAddr("198.51.100.25"), Zone: "zen.spamhaus.org", Status: reputation.Listed, Code: "127.0.0.4",
+				Meaning: "XBL: exploited host (CBL)", Reason: "see check.spamhaus.org", Removal: "https://check.spamhaus.org/", CheckedAt: now},
+			{Address: netip.MustParseAddr("198.51.100.25"), Zone: "bl.spamcop.net", Status: reputation.Clean, CheckedAt: now},
+		},
+		SPF: []reputation.SPFResult{{Relay: "mail-relay", Domain: "corp.example", Address: netip.MustParseAddr("198.51.100.25"),
+			Result: "fail", Warning: "SPF of corp.example does not authorise 198.51.100.25"}},
+		RelayTests: []reputation.RelayTest{{Relay: "old-relay", Address: "10.10.0.26:25", Open: true,
+			Results: []reputation.ProbeResult{{From: "relaytest@x.example", To: "victim%x.example@relay", Reply: "250 2.1.5 Ok", Accepted: true}}}},
+		Summary: reputation.SnapshotStats{Listed: 1, Clean: 1, SPFFailing: 1, OpenRelays: 1},
+	}}
+	fa := &fakeAlerts{}
+	if running {
+		d.Reputation, d.Alerts = fr, fa
+	}
+	h.router = NewRouter(d)
+	return h, fr, fa
+}
+
+func TestReputationAPI(t *testing.T) {
+	h, fr, fa := reputationHarness(t, true)
+	bearer := "Bearer " + goodToken
+
+	if w := h.do(t, "GET", "/api/v1/reputation", "", ""); w.Code != http.StatusUnauthorized {
+		t.Errorf("GET without a token = %d; want 401", w.Code)
+	}
+	w := h.do(t, "GET", "/api/v1/reputation", bearer, "")
+	var snap reputation.Snapshot
+	if err := json.Unmarshal(w.Body.Bytes(), &snap); err != nil || w.Code != 200 {
+		t.Fatalf("GET /api/v1/reputation = %d %s", w.Code, w.Body)
+	}
+	if len(snap.DNSBL) != 2 || snap.DNSBL[0].Status != reputation.Listed || snap.DNSBL[0].Reason == "" || snap.DNSBL[0].CheckedAt.IsZero() {
+		t.Errorf("snapshot = %+v", snap.DNSBL)
+	}
+	if w := h.do(t, "POST", "/api/v1/reputation/check", bearer, ""); w.Code != 200 || fr.runs != 1 {
+		t.Errorf("POST check = %d, runs %d; want 200, 1", w.Code, fr.runs)
+	}
+	for _, tc := range []struct {
+		channel string
+		err     error
+		code    int
+	}{
+		{"pager", nil, 400}, {"", nil, 400}, {"webhook", nil, 200}, {"syslog", errors.New("dial udp: refused"), 502},
+	} {
+		fa.err = tc.err
+		w := h.do(t, "POST", "/api/v1/alerts/test?channel="+tc.channel, bearer, "")
+		if w.Code != tc.code {
+			t.Errorf("alert test %q = %d %s; want %d", tc.channel, w.Code, w.Body, tc.code)
+		}
+	}
+	if strings.Join(fa.channels, ",") != "webhook,syslog" {
+		t.Errorf("channels tested = %v; want only the valid ones", fa.channels)
+	}
+
+	h2, _, _ := reputationHarness(t, false)
+	if w := h2.do(t, "GET", "/api/v1/reputation", bearer, ""); w.Code != http.StatusNotImplemented {
+		t.Errorf("GET without a watcher = %d; want 501", w.Code)
+	}
+}
+
+func TestReputationPage(t *testing.T) {
+	h, fr, fa := reputationHarness(t, true)
+	h.addAdmin(t)
+	b := h.browser(t)
+	if w := b.login(adminUser, adminPass); w.Code != http.StatusSeeOther {
+		t.Fatalf("login = %d", w.Code)
+	}
+	w := b.do("GET", "/reputation", nil, nil)
+	for _, want := range []string{"zen.spamhaus.org", "127.0.0.4", "XBL: exploited host", "https://check.spamhaus.org/",
+		"does not authorise", "old-relay", "victim%x.example@relay", `href="/reputation" aria-current="page"`} {
+		if !strings.Contains(w.Body.String(), want) {
+			t.Errorf("GET /reputation lacks %q", want)
+		}
+	}
+	// State changes need the CSRF token.
+	if w := b.do("POST", "/reputation/check", url.Values{}, nil); w.Code != http.StatusForbidden || fr.runs != 0 {
+		t.Errorf("POST /reputation/check without CSRF = %d, runs %d; want 403, 0", w.Code, fr.runs)
+	}
+	if w := b.post("/reputation/check", nil); w.Code != 200 || fr.runs != 1 {
+		t.Errorf("POST /reputation/check = %d, runs %d; want 200, 1", w.Code, fr.runs)
+	}
+	if w := b.post("/reputation/alerts/test", url.Values{"channel": {"carrier-pigeon"}}); w.Code != 400 || len(fa.channels) != 0 {
+		t.Errorf("bad channel = %d, tested %v", w.Code, fa.channels)
+	}
+	if w := b.post("/reputation/alerts/test", url.Values{"channel": {"email"}}); w.Code != 200 || len(fa.channels) != 1 {
+		t.Errorf("email test = %d, tested %v", w.Code, fa.channels)
+	}
+	// Japanese.
+	if w := b.do("GET", "/reputation?lang=ja", nil, nil); !strings.Contains(w.Body.String(), "レピュテーション") {
+		t.Errorf("Japanese page lacks its title")
+	}
+}
