@@ -125,7 +125,7 @@ func (d *fakeDialer) dialed() []dialCall {
 }
 
 // testPolicy builds a real policy with the given relays (name: prefix).
-func testPolicy(t *testing.T, relays ...string) *policy.Policy {
+func testPolicy(t testing.TB, relays ...string) *policy.Policy {
 	t.Helper()
 	c := config.Default()
 	c.RejectText = testReject
@@ -157,7 +157,7 @@ type testProxy struct {
 	done   chan error
 }
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	if os.Getenv("SMTPPROXY_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
@@ -166,14 +166,14 @@ func testLogger(t *testing.T) *slog.Logger {
 
 // startProxy serves a proxy until the test ends. opts.Recorder and
 // opts.Dialer default to fakes; opts.Policy to one without relays.
-func startProxy(t *testing.T, opts Options) *testProxy {
+func startProxy(t testing.TB, opts Options) *testProxy {
 	t.Helper()
 	return startProxyOn(t, "127.0.0.1:0", opts)
 }
 
 // startProxyOn is startProxy listening on addr; tp.addr is then the
 // address to dial: 127.0.0.1 with the port of addr.
-func startProxyOn(t *testing.T, addr string, opts Options) *testProxy {
+func startProxyOn(t testing.TB, addr string, opts Options) *testProxy {
 	t.Helper()
 	rec := newFakeRecorder()
 	if opts.Recorder == nil {
@@ -216,7 +216,7 @@ func startProxyOn(t *testing.T, addr string, opts Options) *testProxy {
 }
 
 // stop cancels Serve and waits for it; idempotent.
-func (tp *testProxy) stop(t *testing.T) {
+func (tp *testProxy) stop(t testing.TB) {
 	t.Helper()
 	tp.cancel()
 	select {
@@ -234,14 +234,14 @@ func (tp *testProxy) stop(t *testing.T) {
 
 // smtpClient speaks raw protocol lines.
 type smtpClient struct {
-	t       *testing.T
+	t       testing.TB
 	conn    net.Conn
 	r       *textproto.Reader
 	in, out int64 // octets read and written
 }
 
 // dialFrom connects to the proxy from src (any 127/8 address is local).
-func dialFrom(t *testing.T, src string, to netip.AddrPort) *smtpClient {
+func dialFrom(t testing.TB, src string, to netip.AddrPort) *smtpClient {
 	t.Helper()
 	d := net.Dialer{Timeout: 5 * time.Second}
 	if src != "" {

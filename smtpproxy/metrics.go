@@ -24,6 +24,9 @@ type metrics struct {
 	upstreamErrors prometheus.Counter
 	refusedRcpt    prometheus.Counter
 	panics         prometheus.Counter
+	messages       prometheus.Counter
+	deferrals      *prometheus.CounterVec
+	bursts         prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -52,6 +55,18 @@ func newMetrics() *metrics {
 			Name: "relaygate_proxy_panics_total",
 			Help: "Panics recovered in connection handlers.",
 		}),
+		messages: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "relaygate_proxy_messages_total",
+			Help: "Messages of relays accepted by the remote side through the proxy.",
+		}),
+		deferrals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relaygate_proxy_deferrals_total",
+			Help: "Commands or sessions of relays answered 4xx by a limit, by limit.",
+		}, []string{"limit"}),
+		bursts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "relaygate_proxy_sender_bursts_total",
+			Help: "Envelope senders detected sending far above their baseline.",
+		}),
 	}
 	// Export every series from the start, so that rate() sees the first event.
 	for _, c := range []string{classRelay, classBlocked, classRefused, classDeferred} {
@@ -67,5 +82,5 @@ func newMetrics() *metrics {
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.conns, m.active, m.bytes, m.upstreamErrors, m.refusedRcpt, m.panics}
+	return []prometheus.Collector{m.conns, m.active, m.bytes, m.upstreamErrors, m.refusedRcpt, m.panics, m.messages, m.deferrals, m.bursts}
 }

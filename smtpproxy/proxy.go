@@ -8,9 +8,15 @@
 // approved relay:
 //
 //   - A relay is connected onward to its original destination from its own
-//     address (see TransparentDialer) and the bytes are spliced both ways.
-//     One "relayed" event is recorded when the session ends, or one
-//     "upstream_error" event when the destination cannot be reached.
+//     address (see TransparentDialer) and its session is relayed command by
+//     command (session.go): the remote's greeting and replies pass back
+//     unchanged, EHLO offers only the extensions the proxy relays, messages
+//     are streamed byte for byte, and the end of DATA is answered only with
+//     the remote's reply. Limits (MailLimits) answer 4xx and record a
+//     "deferred" event. One "relayed" event is recorded per accepted
+//     message; "upstream_error" when the destination fails. After STARTTLS
+//     the encrypted bytes are spliced end to end (policy passthrough) or
+//     both legs are terminated with the box's CA (policy inspect).
 //   - Any other source gets the refusal dialogue (go-smtp server side):
 //     220, EHLO answered, MAIL FROM accepted, every RCPT TO and DATA
 //     answered "554 5.7.1 <reject text>", so that the whole envelope is kept
@@ -78,6 +84,16 @@ type Limits struct {
 	RefusalTimeout time.Duration
 	// ConnectTimeout bounds the onward connection to the original destination, e.g. 30s.
 	ConnectTimeout time.Duration
+	// CommandTimeout bounds, in a relayed session, the wait for each
+	// command line and for each read or write of a DATA or BDAT block on
+	// the client side, and for each reply of the remote, e.g. 5m (RFC 5321
+	// section 4.5.3.2: 5 minutes for MAIL, RCPT and the server's wait for
+	// a command). Default: IdleTimeout.
+	CommandTimeout time.Duration
+	// DataTimeout bounds the wait for the remote's reply to the end of a
+	// message, e.g. 10m (RFC 5321 section 4.5.3.2.6). Default: twice
+	// CommandTimeout.
+	DataTimeout time.Duration
 }
 
 // LimitsFromConfig converts the proxy section of the configuration.
@@ -111,6 +127,12 @@ func (l Limits) withDefaults() Limits {
 	if l.ConnectTimeout <= 0 {
 		l.ConnectTimeout = config.DefaultConnectTimeout
 	}
+	if l.CommandTimeout <= 0 {
+		l.CommandTimeout = l.IdleTimeout
+	}
+	if l.DataTimeout <= 0 {
+		l.DataTimeout = 2 * l.CommandTimeout
+	}
 	return l
 }
 
@@ -138,6 +160,21 @@ type Options struct {
 	// relaygate.example.net; default "relaygate" (not os.Hostname, which
 	// may be an internal name).
 	Hostname string
+	// MailLimits are the initial limits of relays' mail (zero: unlimited);
+	// replace them with SetMailLimits.
+	MailLimits MailLimits
+	// TLSPolicies maps relay names to their STARTTLS policy
+	// (config.TLSPassthrough, the default, or config.TLSInspect); replace
+	// them with SetTLSPolicies.
+	TLSPolicies map[string]string
+	// Series, if set, receives per-minute counts of relayed and deferred
+	// messages (*store.Store satisfies it).
+	Series Series
+	// DataDir holds the CA of the inspect policy (see LoadOrCreateCA);
+	// empty: no inspect CA, and inspect relays are passed through.
+	DataDir string
+	// Now is the clock of limits and events; default time.Now.
+	Now func() time.Time
 	// ShutdownGrace is how long Serve waits for open sessions to finish
 	// after its context is cancelled before it closes them; default 5s.
 	ShutdownGrace time.Duration
@@ -163,9 +200,16 @@ type Proxy struct {
 	grace    time.Duration
 	metrics  *metrics
 
-	policy atomic.Pointer[policyBox]
-	limits atomic.Pointer[Limits]
-	nextID atomic.Uint64
+	series    Series
+	now       func() time.Time
+	limiter   *limiter
+	inspector *inspector // nil: no inspect CA
+
+	policy      atomic.Pointer[policyBox]
+	limits      atomic.Pointer[Limits]
+	mailLimits  atomic.Pointer[MailLimits]
+	tlsPolicies atomic.Pointer[map[string]string]
+	nextID      atomic.Uint64
 
 	mu          sync.Mutex
 	total       int                      // open connections, relays included
@@ -197,6 +241,19 @@ func New(opts Options) (*Proxy, error) {
 		metrics:     newMetrics(),
 		perSource:   map[netip.Addr]int{},
 		lastRefused: map[netip.Addr]time.Time{},
+		series:      opts.Series,
+		now:         opts.Now,
+		limiter:     newLimiter(),
+	}
+	if p.now == nil {
+		p.now = time.Now
+	}
+	if opts.DataDir != "" {
+		ca, err := LoadOrCreateCA(opts.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		p.inspector = newInspector(ca)
 	}
 	if p.hostname == "" {
 		p.hostname = "relaygate"
@@ -206,7 +263,43 @@ func New(opts Options) (*Proxy, error) {
 	}
 	p.SetPolicy(opts.Policy)
 	p.SetLimits(opts.Limits)
+	p.SetMailLimits(opts.MailLimits)
+	p.SetTLSPolicies(opts.TLSPolicies)
 	return p, nil
+}
+
+// SetMailLimits replaces the limits of relays' mail; the counts so far
+// (messages this minute, senders' baselines and holds) are kept.
+func (p *Proxy) SetMailLimits(l MailLimits) {
+	p.mailLimits.Store(&l)
+	p.limiter.burst.SetConfig(l.Burst)
+}
+
+// SetTLSPolicies replaces the relays' STARTTLS policies (by relay name);
+// connections accepted from now on use them.
+func (p *Proxy) SetTLSPolicies(m map[string]string) {
+	p.tlsPolicies.Store(&m)
+	if p.inspector != nil {
+		return
+	}
+	for relay, pol := range m {
+		if pol == config.TLSInspect {
+			p.logger.Warn("relay has tls: inspect but the proxy has no inspect CA (no data_dir); its STARTTLS is passed through", "relay", relay)
+		}
+	}
+}
+
+func (p *Proxy) tlsPolicy(relay string) string {
+	if pol := (*p.tlsPolicies.Load())[relay]; pol == config.TLSInspect {
+		return pol
+	}
+	return config.TLSPassthrough
+}
+
+func (p *Proxy) addSeries(metric, key string, t time.Time, delta int64) {
+	if p.series != nil {
+		p.series.AddSeries(metric, key, t, delta)
+	}
 }
 
 // SetPolicy replaces the policy; connections accepted from now on use it,

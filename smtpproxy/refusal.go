@@ -87,6 +87,7 @@ func (p *Proxy) recordBlocked(rc *refusalConn) {
 		Rcpt:       append([]string{}, rc.env.rcpt...),
 		Code:       554,
 		Detail:     rc.reject.Message,
+		Messages:   rc.env.mails,
 	}
 	seen := rc.env.rcptSeen
 	rc.env.mu.Unlock()
@@ -105,6 +106,7 @@ type envelope struct {
 	hasMail  bool
 	rcpt     []string // at most Limits.MaxRecipients
 	rcptSeen int      // every RCPT TO, recorded or not
+	mails    int      // MAIL FROM commands: the messages attempted
 }
 
 // refusalConn is a refused client's connection as go-smtp sees it. It sets
@@ -175,6 +177,7 @@ func (c *refusalConn) noteHelo(helo string) {
 func (c *refusalConn) noteMail(from string) {
 	c.env.mu.Lock()
 	defer c.env.mu.Unlock()
+	c.env.mails++
 	if !c.env.hasMail {
 		c.env.hasMail, c.env.mailFrom = true, from
 	}

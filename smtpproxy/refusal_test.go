@@ -181,8 +181,16 @@ func TestRefusalDialogue(t *testing.T) {
 			}
 			c.conn.Close()
 
+			// Every MAIL FROM the bot got through counts as an attempted message.
+			wantMsgs := 0
+			for _, s := range tt.steps {
+				if strings.HasPrefix(strings.ToUpper(s.send), "MAIL FROM") && strings.HasPrefix(s.want, "250") {
+					wantMsgs++
+				}
+			}
 			evs := tp.rec.wait(t, 1)
 			want := []event.Event{{
+				Messages:   wantMsgs,
 				Kind:       event.Blocked,
 				Client:     netip.MustParseAddr("127.0.0.1"),
 				Server:     tp.addr.Addr(),

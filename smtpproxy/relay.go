@@ -14,14 +14,35 @@ import (
 	"github.com/relaygate/relaygate/policy"
 )
 
-// relay connects a relay's session onward to its original destination and
-// splices the bytes both ways until both sides are done.
+// relay runs a relay's session: connection-level limits, the onward
+// connection from the client's address, the remote's greeting passed on
+// as it is (so the relay sees its real peer, and Postfix's loop detection
+// keeps working), then the session command by command (relaySession).
 func (s *server) relay(c net.Conn, cn *conn, relay policy.Relay) {
 	p := s.p
 	ctx, cancel := context.WithCancel(s.hard)
 	defer cancel()
 	defer c.Close()
 	context.AfterFunc(ctx, func() { c.Close() })
+
+	ml := p.mailLimits.Load()
+	if !p.limiter.sessions.Acquire(relay.Name, ml.RelaySessions) {
+		s.sessionLimit(c, cn, relay, fmt.Sprintf("Too many concurrent sessions from relay %s, try again later", relay.Name),
+			fmt.Sprintf("relay_sessions=%d", ml.RelaySessions))
+		return
+	}
+	defer p.limiter.sessions.Release(relay.Name)
+	now := p.now()
+	if !p.limiter.newSessions.TakeIfAllowed(relay.Name, ml.RelaySessionsPerMinute, now) {
+		s.sessionLimit(c, cn, relay, fmt.Sprintf("Too many new sessions from relay %s this minute, try again later", relay.Name),
+			fmt.Sprintf("relay_sessions_per_minute=%d", ml.RelaySessionsPerMinute))
+		return
+	}
+	if !p.limiter.remoteMX.Admit(relay.Name, cn.dst.Addr().String(), ml.RemoteMXPerMinute, now) {
+		s.sessionLimit(c, cn, relay, fmt.Sprintf("Too many distinct destinations from relay %s this minute, try again later", relay.Name),
+			fmt.Sprintf("remote_mx_per_minute=%d", ml.RemoteMXPerMinute))
+		return
+	}
 
 	dctx, dcancel := context.WithTimeout(ctx, cn.lim.ConnectTimeout)
 	up, err := p.dialer.Dial(dctx, cn.src, cn.dst)
@@ -34,31 +55,112 @@ func (s *server) relay(c net.Conn, cn *conn, relay policy.Relay) {
 	context.AfterFunc(ctx, func() { up.Close() })
 	cn.log.Debug("onward connection open", "relay", relay.Name, "local", up.LocalAddr().String())
 
-	res := splice(c, up, cn.lim.IdleTimeout)
-	p.metrics.bytes.WithLabelValues(dirClientToServer).Add(float64(res.c2s))
-	p.metrics.bytes.WithLabelValues(dirServerToClient).Add(float64(res.s2c))
-
-	detail := fmt.Sprintf("spliced %d/%d bytes", res.c2s, res.s2c)
-	switch {
-	case res.idle:
-		detail += fmt.Sprintf("; closed after %s idle", cn.lim.IdleTimeout)
-	case s.hard.Err() != nil:
-		detail += "; closed at shutdown"
-	case res.err != nil:
-		detail += "; " + res.err.Error()
+	rs := &relaySession{
+		s: s, p: p, cn: cn, relay: relay, ml: ml, tlsIn: p.tlsPolicy(relay.Name),
+		cl: newClientEndpoint(c, c, cn.lim.CommandTimeout),
+		up: newRemoteEndpoint(up, up, cn.lim.CommandTimeout),
 	}
+	err = rs.greet()
+	if err == nil {
+		err = rs.converse()
+	}
+	s.endSession(rs, err)
+}
+
+// greet passes the remote's greeting on. A greeting other than 220 (554
+// "no service", 421 "busy") reaches the client as it is and ends the
+// session, as it would without the box.
+func (rs *relaySession) greet() error {
+	rp, err := rs.readReply("greeting", rs.cn.lim.CommandTimeout)
+	if err != nil {
+		return err
+	}
+	rs.cl.w.Write(rp.raw)
+	if err := rs.cl.w.Flush(); err != nil {
+		return errClientGone
+	}
+	if rp.code != 220 {
+		rs.ended = "remote greeted " + rp.text()
+		rs.recorded = true
+		rs.p.metrics.upstreamErrors.Inc()
+		rs.p.record(event.Event{
+			Time: rs.cn.start, Kind: event.UpstreamError,
+			Client: rs.cn.src, Server: rs.cn.dst.Addr(), ServerPort: rs.cn.dst.Port(),
+			Relay: rs.relay.Name, Code: rp.code, Reply: rp.text(),
+			Detail: fmt.Sprintf("%s refused the session: %s", rs.cn.dst, rp.text()),
+		})
+	}
+	return nil
+}
+
+// endSession records how a relayed session ended: upstream failures as
+// upstream_error (after a 421 to the client), a session without an
+// accepted message and without TLS passthrough as one relayed event with
+// Messages 0, so that every session leaves a trace.
+func (s *server) endSession(rs *relaySession, err error) {
+	p, cn := s.p, rs.cn
+	var uf *upstreamFailure
+	if errors.As(err, &uf) {
+		p.metrics.upstreamErrors.Inc()
+		text := fmt.Sprintf("Connection to %s lost, try again later", cn.dst)
+		if isTimeout(uf.err) {
+			text = fmt.Sprintf("Timeout talking to %s, try again later", cn.dst)
+		}
+		detail := fmt.Sprintf("%s: %v", cn.dst, uf)
+		if s.hard.Err() != nil {
+			detail += " (at shutdown)"
+		}
+		if uf.op != "TLS handshake" {
+			rs.cl.w.Write(localReply(421, "4.4.2", text))
+			rs.cl.w.Flush()
+		}
+		p.record(event.Event{
+			Time: p.now(), Kind: event.UpstreamError,
+			Client: cn.src, Server: cn.dst.Addr(), ServerPort: cn.dst.Port(),
+			Relay: rs.relay.Name, Helo: rs.helo, MailFrom: rs.tx.from, Rcpt: append([]string(nil), rs.tx.rcpts...),
+			Code: 421, Detail: detail, TLS: rs.tls,
+		})
+		cn.log.Warn("remote side failed", "relay", rs.relay.Name, "err", uf)
+		return
+	}
+	p.metrics.bytes.WithLabelValues(dirClientToServer).Add(float64(rs.c2s))
+	ended := rs.ended
+	switch {
+	case s.hard.Err() != nil:
+		ended = "closed at shutdown"
+	case err != nil && !errors.Is(err, errClientGone):
+		ended = err.Error()
+	case ended == "":
+		ended = "client closed the connection"
+	}
+	if rs.accepted == 0 && !rs.recorded {
+		p.record(event.Event{
+			Time: cn.start, Kind: event.Relayed,
+			Client: cn.src, Server: cn.dst.Addr(), ServerPort: cn.dst.Port(),
+			Relay: rs.relay.Name, Helo: rs.helo, TLS: rs.tls,
+			Detail: "session without accepted messages; " + ended,
+		})
+	}
+	cn.log.Info("relayed session", "relay", rs.relay.Name, "messages", rs.accepted, "bytes_out", rs.c2s,
+		"ended", ended, "duration", time.Since(cn.start).Round(time.Millisecond))
+}
+
+// sessionLimit answers a relay's connection over a connection-level limit
+// with 421 (RFC 5321 section 3.8: the relay keeps its mail and retries)
+// and records a deferred event.
+func (s *server) sessionLimit(c net.Conn, cn *conn, relay policy.Relay, text, limit string) {
+	p := s.p
+	_ = c.SetWriteDeadline(time.Now().Add(min(cn.lim.IdleTimeout, 10*time.Second)))
+	fmt.Fprintf(c, "421 4.7.0 %s\r\n", text)
+	now := p.now()
+	p.metrics.deferrals.WithLabelValues(limitName(limit)).Inc()
+	p.addSeries(seriesDeferred, relay.Name, now, 1)
 	p.record(event.Event{
-		Time:       cn.start,
-		Kind:       event.Relayed,
-		Client:     cn.src,
-		Server:     cn.dst.Addr(),
-		ServerPort: cn.dst.Port(),
-		Relay:      relay.Name,
-		Detail:     detail,
-		Bytes:      res.c2s,
+		Time: now, Kind: event.Deferred,
+		Client: cn.src, Server: cn.dst.Addr(), ServerPort: cn.dst.Port(),
+		Relay: relay.Name, Code: 421, Detail: fmt.Sprintf("421 4.7.0 %s (%s)", text, limit),
 	})
-	cn.log.Info("relayed session", "relay", relay.Name, "bytes_out", res.c2s, "bytes_in", res.s2c,
-		"idle_timeout", res.idle, "err", res.err, "duration", time.Since(cn.start).Round(time.Millisecond))
+	cn.log.Info("session deferred by a limit", "relay", relay.Name, "limit", limit)
 }
 
 // upstreamError tells a relay that its destination is unreachable. The

@@ -106,15 +106,21 @@ func TestRelay(t *testing.T) {
 				Server:     tp.addr.Addr(),
 				ServerPort: tp.addr.Port(),
 				Relay:      "mail-relay",
-				Rcpt:       []string{},
-				Bytes:      c.out,
-				Detail:     fmt.Sprintf("spliced %d/%d bytes", c.out, c.in),
+				Helo:       "relay.example.org",
+				MailFrom:   "relay@example.org",
+				Rcpt:       []string{"someone@example.net"},
+				Code:       250,
+				Messages:   1,
+				Size:       int64(len(msg)),
+				Bytes:      int64(len(msg)),
+				Reply:      "250 2.0.0 OK: queued",
+				Detail:     "recipients: 1",
 			}}
 			if diff := cmp.Diff(want, evs, eventOpts); diff != "" {
 				t.Errorf("events (-want +got):\n%s", diff)
 			}
-			if got := metricValue(t, tp.metrics.bytes.WithLabelValues(dirClientToServer)); got != float64(c.out) {
-				t.Errorf("bytes_total{client_to_server} = %v, want %d", got, c.out)
+			if got := metricValue(t, tp.metrics.bytes.WithLabelValues(dirClientToServer)); got != float64(len(msg)) {
+				t.Errorf("bytes_total{client_to_server} = %v, want %d", got, len(msg))
 			}
 			if got := metricValue(t, tp.metrics.conns.WithLabelValues(classRelay)); got != 1 {
 				t.Errorf("connections_total{class=relay} = %v, want 1", got)
@@ -207,8 +213,11 @@ func TestRelayIdleTimeout(t *testing.T) {
 				t.Fatalf("greeting = %q", got)
 			}
 			if tt.trickle == 0 {
+				if got := c.reply(); got != "421 4.4.2 Timeout, closing connection" {
+					t.Errorf("silent session: %q, want 421 4.4.2", got)
+				}
 				if got := c.reply(); got != "EOF" {
-					t.Errorf("silent session: %q, want EOF", got)
+					t.Errorf("silent session after the 421: %q, want EOF", got)
 				}
 				if d := time.Since(start); d < idle || d > idle+2*time.Second {
 					t.Errorf("silent session cut after %s, want about %s", d, idle)

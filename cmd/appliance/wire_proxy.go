@@ -11,11 +11,15 @@ import (
 // configuration reaches it.
 func newProxy(d *daemon, cfg *config.Config) (*smtpproxy.Proxy, error) {
 	p, err := smtpproxy.New(smtpproxy.Options{
-		Logger:   d.log,
-		Recorder: d.store,
-		Dialer:   &smtpproxy.TransparentDialer{Mark: bridge.OnwardMark, Timeout: cfg.Proxy.ConnectTimeout.D()},
-		Policy:   policy.New(cfg),
-		Limits:   smtpproxy.LimitsFromConfig(cfg.Proxy),
+		Logger:      d.log,
+		Recorder:    d.store,
+		Series:      d.store,
+		Dialer:      &smtpproxy.TransparentDialer{Mark: bridge.OnwardMark, Timeout: cfg.Proxy.ConnectTimeout.D()},
+		Policy:      policy.New(cfg),
+		Limits:      smtpproxy.LimitsFromConfig(cfg.Proxy),
+		MailLimits:  smtpproxy.MailLimitsFromConfig(cfg.Limits),
+		TLSPolicies: smtpproxy.TLSPoliciesFromConfig(cfg.Relays),
+		DataDir:     cfg.DataDir,
 	})
 	if err != nil {
 		return nil, err
@@ -23,6 +27,8 @@ func newProxy(d *daemon, cfg *config.Config) (*smtpproxy.Proxy, error) {
 	d.onApply = append(d.onApply, func(c *config.Config) {
 		p.SetPolicy(policy.New(c))
 		p.SetLimits(smtpproxy.LimitsFromConfig(c.Proxy))
+		p.SetMailLimits(smtpproxy.MailLimitsFromConfig(c.Limits))
+		p.SetTLSPolicies(smtpproxy.TLSPoliciesFromConfig(c.Relays))
 	})
 	return p, nil
 }

@@ -6,10 +6,17 @@
 package fakemx
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/netip"
 	"strings"
@@ -32,6 +39,8 @@ type Message struct {
 	Data []byte
 	// Time is when the end of DATA was received.
 	Time time.Time
+	// TLS is set when the message came over a session that started TLS.
+	TLS *tls.ConnectionState
 }
 
 // Options configure a Server. The zero value is usable.
@@ -48,13 +57,21 @@ type Options struct {
 	MaxMessageBytes int64
 	// Timeout bounds every read and write; default 5 minutes.
 	Timeout time.Duration
+	// TLSConfig, if set, makes the server offer STARTTLS (see SelfSigned).
+	TLSConfig *tls.Config
+	// SMTPUTF8 and DSN advertise those extensions too.
+	SMTPUTF8, DSN bool
+	// Greeting, if set, replaces the 220 greeting: the server writes it
+	// (e.g. "554 5.3.2 No service") and closes the connection.
+	Greeting string
 }
 
 // Server is a fake MX. Create it with New or Start.
 type Server struct {
-	srv     *smtp.Server
-	deliver func(Message) error
-	addr    netip.AddrPort // set by Start
+	srv      *smtp.Server
+	deliver  func(Message) error
+	greeting string
+	addr     netip.AddrPort // set by Start
 
 	mu     sync.Mutex
 	msgs   []Message
@@ -79,9 +96,10 @@ func New(opts Options) *Server {
 		opts.Timeout = 5 * time.Minute
 	}
 	s := &Server{
-		deliver: opts.Deliver,
-		notify:  make(chan struct{}),
-		rcpt:    map[string]*smtp.SMTPError{},
+		greeting: opts.Greeting,
+		deliver:  opts.Deliver,
+		notify:   make(chan struct{}),
+		rcpt:     map[string]*smtp.SMTPError{},
 	}
 	s.srv = smtp.NewServer(backend{s})
 	s.srv.Domain = opts.Hostname
@@ -89,12 +107,18 @@ func New(opts Options) *Server {
 	s.srv.ReadTimeout = opts.Timeout
 	s.srv.WriteTimeout = opts.Timeout
 	s.srv.ErrorLog = logAdapter{opts.Logger.With("component", "fakemx")}
+	s.srv.TLSConfig = opts.TLSConfig
+	s.srv.EnableSMTPUTF8 = opts.SMTPUTF8
+	s.srv.EnableDSN = opts.DSN
 	return s
 }
 
 // Serve accepts connections on ln until Close; it may run on several
 // listeners at once. It returns nil after Close.
 func (s *Server) Serve(ln net.Listener) error {
+	if s.greeting != "" {
+		ln = &refusingListener{Listener: ln, greeting: s.greeting}
+	}
 	if err := s.srv.Serve(ln); err != nil {
 		return fmt.Errorf("fakemx: serve %s: %w", ln.Addr(), err)
 	}
@@ -269,6 +293,9 @@ func (ss *session) Data(r io.Reader) error {
 		Data:       data,
 		Time:       time.Now(),
 	}
+	if cs, ok := ss.c.TLSConnectionState(); ok {
+		m.TLS = &cs
+	}
 	if ss.s.deliver != nil {
 		if err := ss.s.deliver(m); err != nil {
 			var se *smtp.SMTPError
@@ -290,3 +317,60 @@ type logAdapter struct{ l *slog.Logger }
 
 func (a logAdapter) Printf(format string, v ...any) { a.l.Debug(fmt.Sprintf(format, v...)) }
 func (a logAdapter) Println(v ...any)               { a.l.Debug(strings.TrimSuffix(fmt.Sprintln(v...), "\n")) }
+
+// refusingListener greets every connection with a fixed reply and closes it.
+type refusingListener struct {
+	net.Listener
+	greeting string
+}
+
+func (l *refusingListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(c, l.greeting+"\r\n")
+		c.Close()
+	}
+}
+
+// SelfSigned returns a server configuration with a new self-signed ECDSA
+// certificate for hosts (names or IP addresses), and a pool holding that
+// certificate, for clients that verify it.
+func SelfSigned(t testing.TB, hosts ...string) (*tls.Config, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatalf("fakemx: generate key: %v", err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(time.Now().UnixNano()),
+		Subject:               pkix.Name{CommonName: "fakemx"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatalf("fakemx: create certificate: %v", err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatalf("fakemx: parse certificate: %v", err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}}}, pool
+}

@@ -1,6 +1,7 @@
 package fakemx
 
 import (
+	"crypto/tls"
 	"errors"
 	"net/netip"
 	"strings"
@@ -128,5 +129,36 @@ func TestWaitForTimeout(t *testing.T) {
 	}
 	if d := time.Since(start); d < 100*time.Millisecond {
 		t.Errorf("WaitFor returned after %s, want the timeout", d)
+	}
+}
+
+func TestSTARTTLSAndGreeting(t *testing.T) {
+	cfg, pool := SelfSigned(t, "mx.example.net", "127.0.0.1")
+	s := Start(t, "127.0.0.1:0", Options{TLSConfig: cfg})
+	c, err := smtp.DialStartTLS(s.Addr().String(), &tls.Config{RootCAs: pool, ServerName: "mx.example.net"})
+	if err != nil {
+		t.Fatalf("DialStartTLS: %v", err)
+	}
+	defer c.Close()
+	if err := c.SendMail("a@example.org", []string{"b@example.net"}, strings.NewReader("Subject: tls\r\n\r\nx\r\n")); err != nil {
+		t.Fatalf("SendMail: %v", err)
+	}
+	msgs, err := s.WaitFor(1, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msgs[0].TLS == nil {
+		t.Errorf("Message.TLS = nil, want the TLS state")
+	}
+
+	r := Start(t, "127.0.0.1:0", Options{Greeting: "554 5.3.2 Go away"})
+	rc, err := smtp.Dial(r.Addr().String())
+	if err == nil {
+		err = rc.Hello("client.example") // the greeting is read here
+		rc.Close()
+	}
+	var se *smtp.SMTPError
+	if !errors.As(err, &se) || se.Code != 554 {
+		t.Errorf("Dial to a refusing server = %v, want a 554", err)
 	}
 }

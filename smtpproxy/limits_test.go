@@ -1,0 +1,295 @@
+package smtpproxy
+
+import (
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/relaygate/relaygate/config"
+	"github.com/relaygate/relaygate/event"
+	"github.com/relaygate/relaygate/internal/testutil/fakemx"
+	"github.com/relaygate/relaygate/ratelimit"
+	"github.com/relaygate/relaygate/store"
+)
+
+// fakeSeries records AddSeries calls.
+type fakeSeries struct {
+	mu sync.Mutex
+	m  map[string]int64 // "metric/key"
+}
+
+func (s *fakeSeries) AddSeries(metric, key string, _ time.Time, delta int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[string]int64{}
+	}
+	s.m[metric+"/"+key] += delta
+}
+
+func (s *fakeSeries) get() map[string]int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]int64{}
+	for k, v := range s.m {
+		out[k] = v
+	}
+	return out
+}
+
+func TestSeriesNames(t *testing.T) {
+	got := []string{seriesRelayMessages, seriesSenderMessages, seriesDomainMessages, seriesDeferred}
+	want := []string{store.SeriesRelayMessages, store.SeriesSenderMessages, store.SeriesDomainMessages, store.SeriesDeferred}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("series names (-store +smtpproxy):\n%s", diff)
+	}
+	var _ Series = (*store.Store)(nil)
+}
+
+func kinds(evs []event.Event) map[event.Kind]int {
+	m := map[event.Kind]int{}
+	for _, e := range evs {
+		m[e.Kind]++
+	}
+	return m
+}
+
+func TestMessageLimits(t *testing.T) {
+	const body = "Subject: x\r\n\r\nx\r\n"
+	tests := []struct {
+		name   string
+		limits MailLimits
+		from   []string // senders of the messages, one session
+		rcpts  []string
+		want   []string // replies to the last message
+		detail string   // of the deferred event
+	}{
+		{
+			name:   "relay messages per minute",
+			limits: MailLimits{RelayMessagesPerMinute: 2},
+			from:   []string{"a@example.org", "a@example.org", "c@example.org"},
+			rcpts:  []string{"b@example.net"},
+			want:   []string{"451 4.7.1 Too many messages from relay mail-relay this minute, try again later"},
+			detail: "451 4.7.1 Too many messages from relay mail-relay this minute, try again later (relay_messages_per_minute=2)",
+		},
+		{
+			name:   "sender messages per minute, others pass",
+			limits: MailLimits{SenderMessagesPerMinute: 1},
+			from:   []string{"c@example.org", "A@example.org", "a@example.org"},
+			rcpts:  []string{"b@example.net"},
+			want:   []string{"451 4.7.1 Too many messages from sender <a@example.org> this minute, try again later"},
+			detail: "451 4.7.1 Too many messages from sender <a@example.org> this minute, try again later (sender_messages_per_minute=1)",
+		},
+		{
+			name:   "domain messages per minute: that RCPT only",
+			limits: MailLimits{DomainMessagesPerMinute: map[string]int{"example.net": 1}},
+			from:   []string{"a@example.org", "a@example.org"},
+			rcpts:  []string{"x@example.com", "b@Example.NET"},
+			want: []string{"250 2.0.0 Roger, accepting mail from <a@example.org>", "250 2.0.0 I'll make sure <x@example.com> gets this",
+				"451 4.7.1 Too many messages to example.net this minute, try again later",
+				"354 Go ahead. End your data with <CR><LF>.<CR><LF>", "250 2.0.0 OK: queued"},
+			detail: "451 4.7.1 Too many messages to example.net this minute, try again later (domain_messages_per_minute[example.net]=1)",
+		},
+		{
+			name:   "recipients per message",
+			limits: MailLimits{RecipientsPerMessage: 1},
+			from:   []string{"a@example.org"},
+			rcpts:  []string{"b@example.net", "c@example.net"},
+			want: []string{"250 2.0.0 Roger, accepting mail from <a@example.org>", "250 2.0.0 I'll make sure <b@example.net> gets this",
+				"452 4.5.3 Too many recipients", "354 Go ahead. End your data with <CR><LF>.<CR><LF>", "250 2.0.0 OK: queued"},
+			detail: "452 4.5.3 Too many recipients (recipients_per_message=1)",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mx := fakemx.Start(t, "127.0.0.1:0")
+			clock := newFakeClock()
+			series := &fakeSeries{}
+			tp := relayProxy(t, mx.Addr(), Options{MailLimits: tt.limits, Now: clock.Now, Series: series})
+			c := dialFrom(t, "127.0.0.1", tp.addr)
+			c.reply()
+			c.cmd("EHLO relay.example.org")
+			var got []string
+			for i, from := range tt.from {
+				got = c.sendMail(from, tt.rcpts, body)
+				if i < len(tt.from)-1 && got[len(got)-1] != "250 2.0.0 OK: queued" {
+					t.Fatalf("message %d: %q", i, got)
+				}
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Fatalf("replies (-want +got):\n%s", diff)
+			}
+			var deferred []event.Event
+			for _, e := range tp.rec.all() {
+				if e.Kind == event.Deferred {
+					deferred = append(deferred, e)
+				}
+			}
+			if len(deferred) != 1 || deferred[0].Detail != tt.detail || deferred[0].Relay != "mail-relay" {
+				t.Errorf("deferred events %+v, want one with detail %q", deferred, tt.detail)
+			}
+			if got := series.get()[seriesDeferred+"/mail-relay"]; got != 1 {
+				t.Errorf("deferred series = %d, want 1", got)
+			}
+			// A minute later the retry passes.
+			clock.Add(time.Minute)
+			got = c.sendMail(tt.from[len(tt.from)-1], tt.rcpts[len(tt.rcpts)-1:], body)
+			if got[len(got)-1] != "250 2.0.0 OK: queued" {
+				t.Errorf("retry a minute later: %q, want accepted", got)
+			}
+		})
+	}
+}
+
+func TestSeries(t *testing.T) {
+	mx := fakemx.Start(t, "127.0.0.1:0")
+	series := &fakeSeries{}
+	tp := relayProxy(t, mx.Addr(), Options{Series: series})
+	c := dialFrom(t, "127.0.0.1", tp.addr)
+	c.reply()
+	c.cmd("EHLO r")
+	c.sendMail("A@example.org", []string{"b@example.net", "c@example.net", "d@example.com"}, "Subject: x\r\n\r\nx\r\n")
+	c.sendMail("a@example.org", []string{"b@example.net"}, "Subject: x\r\n\r\nx\r\n")
+	tp.rec.wait(t, 2)
+	want := map[string]int64{
+		"relay_messages/mail-relay":     2,
+		"sender_messages/a@example.org": 2,
+		"domain_messages/example.net":   2,
+		"domain_messages/example.com":   1,
+	}
+	if diff := cmp.Diff(want, series.get()); diff != "" {
+		t.Errorf("series (-want +got):\n%s", diff)
+	}
+}
+
+func TestSessionLimits(t *testing.T) {
+	tests := []struct {
+		name   string
+		limits MailLimits
+		want   string
+	}{
+		{"concurrent sessions", MailLimits{RelaySessions: 1}, "421 4.7.0 Too many concurrent sessions from relay mail-relay, try again later"},
+		{"new sessions per minute", MailLimits{RelaySessionsPerMinute: 1}, "421 4.7.0 Too many new sessions from relay mail-relay this minute, try again later"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mx := fakemx.Start(t, "127.0.0.1:0")
+			clock := newFakeClock()
+			tp := relayProxy(t, mx.Addr(), Options{MailLimits: tt.limits, Now: clock.Now})
+			c1 := dialFrom(t, "127.0.0.1", tp.addr)
+			c1.steps([2]string{"", "220 fakemx.test ESMTP Service Ready"})
+			c2 := dialFrom(t, "127.0.0.1", tp.addr)
+			c2.steps([2]string{"", tt.want}, [2]string{"", "EOF"})
+			evs := tp.rec.wait(t, 1)
+			if evs[0].Kind != event.Deferred || evs[0].Code != 421 {
+				t.Errorf("event %+v, want deferred 421", evs[0])
+			}
+			// Later (the first session gone, a minute passed) a retry passes.
+			c1.cmd("QUIT")
+			c1.conn.Close()
+			tp.rec.wait(t, 2)
+			clock.Add(time.Minute)
+			c3 := dialFrom(t, "127.0.0.1", tp.addr)
+			c3.steps([2]string{"", "220 fakemx.test ESMTP Service Ready"})
+		})
+	}
+}
+
+func TestRemoteMXLimit(t *testing.T) {
+	mx := fakemx.Start(t, "127.0.0.1:0")
+	clock := newFakeClock()
+	// Listen on two addresses: the proxy sees two original destinations.
+	tp := startProxyOn(t, "0.0.0.0:0", Options{Dialer: &fakeDialer{target: mx.Addr()}, Policy: testPolicy(t, "mail-relay", "127.0.0.1/32"),
+		MailLimits: MailLimits{RemoteMXPerMinute: 1}, Now: clock.Now})
+	a := dialFrom(t, "127.0.0.1", tp.addr)
+	a.steps([2]string{"", "220 fakemx.test ESMTP Service Ready"})
+	again := dialFrom(t, "127.0.0.1", tp.addr) // the same destination again is fine
+	again.steps([2]string{"", "220 fakemx.test ESMTP Service Ready"})
+	other := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.2"), tp.addr.Port())
+	b := dialFrom(t, "127.0.0.1", other)
+	b.steps([2]string{"", "421 4.7.0 Too many distinct destinations from relay mail-relay this minute, try again later"})
+	clock.Add(time.Minute)
+	b2 := dialFrom(t, "127.0.0.1", other)
+	b2.steps([2]string{"", "220 fakemx.test ESMTP Service Ready"})
+}
+
+func TestBurstAlertAndHold(t *testing.T) {
+	mx := fakemx.Start(t, "127.0.0.1:0")
+	clock := newFakeClock()
+	ml := MailLimitsFromConfig(config.Limits{Burst: config.Burst{Factor: 5, MinMessages: 5, Hold: true, HoldFor: config.Duration(15 * time.Minute)}})
+	tp := relayProxy(t, mx.Addr(), Options{MailLimits: ml, Now: clock.Now})
+	c := dialFrom(t, "127.0.0.1", tp.addr)
+	c.reply()
+	c.cmd("EHLO r")
+	send := func(from string) string {
+		got := c.sendMail(from, []string{"b@example.net"}, "Subject: x\r\n\r\nx\r\n")
+		return got[len(got)-1]
+	}
+	// A baseline of one message a minute for an hour.
+	for range 60 {
+		if got := send("victim@example.org"); got != "250 2.0.0 OK: queued" {
+			t.Fatalf("baseline: %q", got)
+		}
+		clock.Add(time.Minute)
+	}
+	// Then a burst: the fifth message in a minute (5 > 5 * ~0.63) alerts and holds.
+	for i := range 5 {
+		if got := send("victim@example.org"); got != "250 2.0.0 OK: queued" {
+			t.Fatalf("burst message %d: %q", i, got)
+		}
+	}
+	var alerts []event.Event
+	for _, e := range tp.rec.all() {
+		if e.Kind == event.Alert {
+			alerts = append(alerts, e)
+		}
+	}
+	if len(alerts) != 1 || alerts[0].MailFrom != "victim@example.org" || !strings.Contains(alerts[0].Detail, "held (451 4.7.1) until") {
+		t.Fatalf("alerts %+v, want one for victim@example.org with a hold", alerts)
+	}
+	if got, want := send("victim@example.org"), "451 4.7.1 Sender <victim@example.org> is held: it sends far above its usual rate, try again later"; got != want {
+		t.Errorf("held sender: %q, want %q", got, want)
+	}
+	if got := send("other@example.org"); got != "250 2.0.0 OK: queued" {
+		t.Errorf("another sender during the hold: %q, want accepted", got)
+	}
+	clock.Add(16 * time.Minute)
+	if got := send("victim@example.org"); got != "250 2.0.0 OK: queued" {
+		t.Errorf("after the hold: %q, want accepted", got)
+	}
+	if n := kinds(tp.rec.all())[event.Alert]; n != 1 {
+		t.Errorf("%d alerts, want 1", n)
+	}
+}
+
+func TestSetMailLimitsLive(t *testing.T) {
+	mx := fakemx.Start(t, "127.0.0.1:0")
+	tp := relayProxy(t, mx.Addr(), Options{})
+	c := dialFrom(t, "127.0.0.1", tp.addr)
+	c.reply()
+	c.cmd("EHLO r")
+	c.sendMail("a@example.org", []string{"b@example.net"}, "x\r\n")
+	tp.SetMailLimits(MailLimits{RelayMessagesPerMinute: 1})
+	c2 := dialFrom(t, "127.0.0.1", tp.addr)
+	c2.reply()
+	c2.cmd("EHLO r")
+	if got := c2.cmd("MAIL FROM:<a@example.org>"); !strings.HasPrefix(got, "451 4.7.1 ") {
+		t.Errorf("after SetMailLimits: %q, want 451 4.7.1", got)
+	}
+}
+
+func TestMailLimitsFromConfig(t *testing.T) {
+	got := MailLimitsFromConfig(config.Limits{RelayMessagesPerMinute: 1, SenderMessagesPerMinute: 2, DomainMessagesPerMinute: map[string]int{"Docomo.NE.jp.": 3},
+		RecipientsPerMessage: 4, RelaySessions: 5, RelaySessionsPerMinute: 6, RemoteMXPerMinute: 7,
+		Burst: config.Burst{Factor: 10, MinMessages: 30, Hold: true}})
+	want := MailLimits{RelayMessagesPerMinute: 1, SenderMessagesPerMinute: 2, DomainMessagesPerMinute: map[string]int{"docomo.ne.jp": 3},
+		RecipientsPerMessage: 4, RelaySessions: 5, RelaySessionsPerMinute: 6, RemoteMXPerMinute: 7,
+		Burst: ratelimit.BurstConfig{Factor: 10, MinMessages: 30, Hold: true, HoldFor: config.DefaultBurstHoldFor}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("MailLimitsFromConfig (-want +got):\n%s", diff)
+	}
+}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package smtpproxy
+
+const raceEnabled = false
