@@ -103,9 +103,13 @@ socat TCP-LISTEN:"$UI_PORT",bind=127.0.0.1,fork,reuseaddr \
 	EXEC:"ip netns exec $LAB-admin socat STDIO TCP\:10.255.0.1\:8443" >"$DIR/forward.log" 2>&1 &
 pids+=($!)
 
+SETUP_TOKEN=$(cat "$DIR/data/setup-token" 2>/dev/null || true)
 bold "the lab keeps running; look around"
 cat <<TXT
-  API/UI:      https://127.0.0.1:$UI_PORT/  (forwarded to the management port; self-signed certificate)
+  web UI:      https://127.0.0.1:$UI_PORT/  (forwarded to the management port; self-signed certificate)
+               first start: enter the one-time setup token ${SETUP_TOKEN:-(see $DIR/appliance.log)}
+               and choose the administrator's password; there is no default password
+  API:         https://127.0.0.1:$UI_PORT/api/v1/  (bearer token in $DIR/token)
                curl -sk -H "Authorization: Bearer \$(cat $DIR/token)" https://127.0.0.1:$UI_PORT/api/v1/status
   events:      curl -sk -H "Authorization: Bearer \$(cat $DIR/token)" 'https://127.0.0.1:$UI_PORT/api/v1/events?kind=blocked'
   hosts:       curl -sk -H "Authorization: Bearer \$(cat $DIR/token)" https://127.0.0.1:$UI_PORT/api/v1/hosts
