@@ -6,7 +6,7 @@ set -euo pipefail
 declare -A pkg=(
 	[nft]=nftables [ip]=iproute2 [ping]=iputils-ping [swaks]=swaks
 	[socat]=socat [tcpdump]=tcpdump [curl]=curl [postfix]=postfix
-	[tshark]=tshark [chromium]=chromium [openssl]=openssl
+	[tshark]=tshark [chromium]=chromium [openssl]=openssl [fc-list]=fontconfig
 )
 missing=()
 for cmd in "${!pkg[@]}"; do
@@ -22,4 +22,5 @@ export DEBIAN_FRONTEND=noninteractive
 echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
 echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" ca-certificates >/dev/null
+# fonts-noto-cjk: the web UI's Japanese pages in the browser tests' screenshots.
+apt-get install -y -qq --no-install-recommends "${missing[@]}" ca-certificates fonts-noto-cjk >/dev/null
