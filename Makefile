@@ -10,7 +10,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 export CGO_ENABLED := 0
 
-.PHONY: all build labtools test unit lint demo deps clean
+.PHONY: all build labtools test unit lint demo deps clean bench
 
 all: build
 
@@ -40,6 +40,10 @@ lint:
 ## demo: the lab with the appliance in enforce mode; Ctrl-C tears it down
 demo: deps build labtools
 	bash scripts/demo.sh
+
+## bench: the benchmarks in the lab (scripts/bench*.sh), each against its baseline in the same run (root)
+bench: deps
+	@set -e; for s in scripts/bench*.sh; do echo "== $$s"; bash $$s; done
 
 ## deps: install the Debian packages the lab and tests use (when root and missing)
 deps:

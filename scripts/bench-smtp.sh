@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# bench-smtp.sh: SMTP messages per second and added latency per message
+# through the proxy, against direct delivery, measured in the same run
+# (issue 3 "Done when", issue 8 item 2).
+#
+# The lab of scripts/lab.sh (LAB=rgbench) with smtp-sink on the MX
+# (203.0.113.25:25) and the load from the relay host (10.10.0.25, a
+# configured relay), in two phases:
+#   direct:  the box namespace holds a plain Linux bridge (br0 over eth1 and
+#            eth2, STP off), no relaygate at all;
+#   through: br0 deleted, the appliance started in enforce mode; every
+#            connection is diverted to the proxy, which connects onward
+#            from the relay's own address.
+# For each message size (10 KB, 1 MB) and concurrency (1, 20, 200 sessions):
+#   - messages/s: smtp-source -s SESSIONS -m COUNT -l SIZE, timed from start
+#     to exit (one message per connection, as a relay delivers);
+#   - latency: internal/testutil/smtpload at the same concurrency, one
+#     message per connection, per message the time from the TCP connect to
+#     the 250 after the end of DATA; median and p99.
+# Prints a Markdown table; keeps raw output in $OUT.
+#
+# Each phase runs ROUNDS times, alternating; the table has the medians.
+#
+# Usage: sudo scripts/bench-smtp.sh   (LAB=rgbench, ROUNDS=3, SCALE=1 multiplies
+#        the message counts, RELAYGATE_BIN=dir with a prebuilt appliance,
+#        OUT=dir for raw output and the table)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+LAB=${LAB:-rgbench}
+SCALE=${SCALE:-1}
+ROUNDS=${ROUNDS:-3}
+MX=203.0.113.25
+
+if [ "$(id -u)" != 0 ]; then
+	echo "bench-smtp: needs root (network namespaces, a bridge, nftables)" >&2
+	exit 1
+fi
+for c in smtp-source smtp-sink go ip; do
+	command -v "$c" >/dev/null || { echo "bench-smtp: $c missing (make deps)" >&2; exit 1; }
+done
+
+OUT=${OUT:-$(mktemp -d /tmp/relaygate-bench-smtp-XXXXXX)}
+mkdir -p "$OUT/bin"
+chmod 755 "$OUT"
+BIN=${RELAYGATE_BIN:-$OUT/bin}
+[ -n "${RELAYGATE_BIN:-}" ] || CGO_ENABLED=0 go build -o "$BIN/appliance" ./cmd/appliance
+CGO_ENABLED=0 go build -o "$OUT/bin/smtpload" ./internal/testutil/smtpload
+
+x() { local n=$1; shift; ip netns exec "$LAB-$n" "$@"; }
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	LAB=$LAB bash scripts/lab.sh down || true
+}
+trap cleanup EXIT
+
+LAB=$LAB bash scripts/lab.sh up
+# Many short connections from one address: room for them in TIME_WAIT.
+x relay sysctl -qw net.ipv4.ip_local_port_range="1024 65000" net.ipv4.tcp_tw_reuse=1
+x mx sysctl -qw net.core.somaxconn=4096 net.ipv4.tcp_max_syn_backlog=4096
+ip netns exec "$LAB-mx" smtp-sink -u nobody -m 1000 "$MX:25" 4096 >"$OUT/sink.log" 2>&1 &
+pids+=($!)
+
+cnt() { awk -v a="$1" -v s="$SCALE" 'BEGIN { n = int(a * s); print (n < 1 ? 1 : n) }'; }
+# Rows: size, sessions, smtp-source messages, smtpload messages.
+rows=(
+	"10240 1 $(cnt 1000) $(cnt 400)"
+	"10240 20 $(cnt 4000) $(cnt 2000)"
+	"10240 200 $(cnt 4000) $(cnt 2000)"
+	"1048576 1 $(cnt 100) $(cnt 50)"
+	"1048576 20 $(cnt 300) $(cnt 200)"
+	"1048576 200 $(cnt 400) $(cnt 400)"
+)
+
+# measure PHASE: one pass over the rows, results in $OUT/PHASE.txt as
+# "size sessions rate p50 p99".
+measure() {
+	local phase=$1 size s n nl t0 t1 rate lat
+	: >"$OUT/$phase.txt"
+	# Warm up: neighbour discovery, and the proxy's first connections.
+	x relay smtp-source -s 2 -m 20 -l 1024 -f bench@relay.lab.example -t sink@remote.example "$MX:25" >/dev/null
+	for row in "${rows[@]}"; do
+		read -r size s n nl <<<"$row"
+		t0=$(date +%s.%N)
+		x relay timeout 300 smtp-source -s "$s" -m "$n" -l "$size" \
+			-f bench@relay.lab.example -t sink@remote.example "$MX:25" >>"$OUT/$phase-source.log" 2>&1
+		t1=$(date +%s.%N)
+		rate=$(awk -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", n / (b - a) }')
+		lat=$(x relay timeout 300 "$OUT/bin/smtpload" -addr "$MX:25" -n "$nl" -c "$s" -size "$size")
+		echo "$phase size=$size sessions=$s source_msgs=$n source_rate=$rate smtpload: $lat" | tee -a "$OUT/$phase-raw.log" >&2
+		p50=$(sed -n 's/.*p50_ms=\([0-9.]*\).*/\1/p' <<<"$lat")
+		p99=$(sed -n 's/.*p99_ms=\([0-9.]*\).*/\1/p' <<<"$lat")
+		echo "$size $s $rate $p50 $p99" >>"$OUT/$phase.txt"
+	done
+}
+
+bridge_up() {
+	x box ip link add br0 type bridge stp_state 0 forward_delay 0
+	x box ip link set eth1 master br0
+	x box ip link set eth2 master br0
+	for l in eth1 eth2 br0; do x box ip link set "$l" up; done
+}
+bridge_down() {
+	x box ip link del br0 2>/dev/null || true
+	x box ip link set eth1 down
+	x box ip link set eth2 down
+}
+
+cat >"$OUT/appliance.yaml" <<EOF
+mode: enforce
+interfaces:
+  bridge: br0
+  inside: eth1
+  outside: eth2
+  management: eth0
+  bridge_addresses: [10.0.255.3/29, "2001:db8:ff::3/64"]
+  bridge_gateways: [10.0.255.1, "2001:db8:ff::1"]
+  inside_gateways: [10.0.255.2, "2001:db8:ff::2"]
+relays:
+  - name: mail-relay
+    address: 10.10.0.25/32
+ports: [25]
+web:
+  listen: "0.0.0.0:8443"
+data_dir: $OUT/data
+log:
+  level: warn
+EOF
+apid=
+appliance_up() {
+	ip netns exec "$LAB-box" "$BIN/appliance" run --config "$OUT/appliance.yaml" >>"$OUT/appliance.log" 2>&1 &
+	apid=$!
+	pids+=($apid)
+	for i in $(seq 100); do
+		x box nft list set bridge relaygate alive 2>/dev/null | grep -q 'elements' && break
+		kill -0 "$apid" 2>/dev/null || { cat "$OUT/appliance.log" >&2; exit 1; }
+		sleep 0.2
+	done
+	sleep 1
+}
+appliance_down() {
+	local diverted
+	diverted=$(x box nft list counter bridge relaygate diverted 2>/dev/null | sed -n 's/.*packets \([0-9]*\).*/\1/p' | head -1)
+	echo "round $1: ${diverted:-?}" >>"$OUT/diverted.txt"
+	kill "$apid"
+	wait "$apid" || true
+	x box "$BIN/appliance" teardown --config "$OUT/appliance.yaml" >/dev/null
+	bridge_down
+}
+
+# Alternate the phases, so that other load on the machine hits both alike.
+for r in $(seq "$ROUNDS"); do
+	bridge_up
+	measure "direct-$r"
+	bridge_down
+	appliance_up
+	measure "through-$r"
+	appliance_down "$r"
+done
+
+# Per row, the median over the rounds of each number.
+median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+for phase in direct through; do
+	: >"$OUT/$phase.txt"
+	for i in $(seq ${#rows[@]}); do
+		read -r size s _ <<<"${rows[$((i - 1))]}"
+		line="$size $s"
+		for col in 3 4 5; do
+			line="$line $(for r in $(seq "$ROUNDS"); do sed -n "${i}p" "$OUT/$phase-$r.txt" | cut -d' ' -f$col; done | median)"
+		done
+		echo "$line" >>"$OUT/$phase.txt"
+	done
+done
+
+# The table.
+rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+state=""
+if [ -n "$(git status --porcelain -- smtpproxy 2>/dev/null)" ]; then state=" with uncommitted proxy work"; fi
+{
+	echo "SMTP through the proxy vs direct: $(date -u +%Y-%m-%dT%H:%MZ), $rev$state, $(nproc) CPUs, $(uname -r)"
+	echo
+	echo "| size | sessions | direct msg/s | through msg/s | ratio | direct p50 ms | through p50 ms | added p50 ms | direct p99 ms | through p99 ms | added p99 ms |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|"
+	paste -d' ' "$OUT/direct.txt" "$OUT/through.txt" | while read -r size s dr dp50 dp99 _ _ tr tp50 tp99; do
+		label=$([ "$size" -ge 1048576 ] && echo "$((size / 1048576)) MB" || echo "$((size / 1024)) KB")
+		awk -v l="$label" -v s="$s" -v dr="$dr" -v tr="$tr" -v d5="$dp50" -v t5="$tp50" -v d9="$dp99" -v t9="$tp99" \
+			'BEGIN { printf "| %s | %d | %.0f | %.0f | %.2f | %.2f | %.2f | %+.2f | %.2f | %.2f | %+.2f |\n", l, s, dr, tr, tr / dr, d5, t5, t5 - d5, d9, t9, t9 - d9 }'
+	done
+	echo
+	echo "Medians over $ROUNDS alternating rounds (direct, through, direct, ...). Packets diverted to the proxy"
+	echo "in the through rounds (0 would mean the bridge was measured):"
+	echo
+	sed 's/^/    /' "$OUT/diverted.txt"
+} | tee "$OUT/bench-smtp.md"
+echo "raw output in $OUT" >&2
