@@ -93,7 +93,9 @@ func (p *Proxy) recordBlocked(rc *refusalConn) {
 	rc.env.mu.Unlock()
 	p.metrics.refusedRcpt.Add(float64(seen))
 	p.record(e)
-	cn.log.Info("refused non-relay session",
+	// Every session is an event in the store; at info level a bot flood
+	// would flood the log too.
+	cn.log.Debug("refused non-relay session",
 		"helo", e.Helo, "mail_from", e.MailFrom, "rcpt_count", seen,
 		"duration", time.Since(cn.start).Round(time.Millisecond))
 }

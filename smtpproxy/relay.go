@@ -141,7 +141,7 @@ func (s *server) endSession(rs *relaySession, err error) {
 			Detail: "session without accepted messages; " + ended,
 		})
 	}
-	cn.log.Info("relayed session", "relay", rs.relay.Name, "messages", rs.accepted, "bytes_out", rs.c2s,
+	cn.log.Debug("relayed session", "relay", rs.relay.Name, "messages", rs.accepted, "bytes_out", rs.c2s,
 		"ended", ended, "duration", time.Since(cn.start).Round(time.Millisecond))
 }
 
@@ -160,7 +160,7 @@ func (s *server) sessionLimit(c net.Conn, cn *conn, relay policy.Relay, text, li
 		Client: cn.src, Server: cn.dst.Addr(), ServerPort: cn.dst.Port(),
 		Relay: relay.Name, Code: 421, Detail: fmt.Sprintf("421 4.7.0 %s (%s)", text, limit),
 	})
-	cn.log.Info("session deferred by a limit", "relay", relay.Name, "limit", limit)
+	cn.log.Debug("session deferred by a limit", "relay", relay.Name, "limit", limit)
 }
 
 // upstreamError tells a relay that its destination is unreachable. The

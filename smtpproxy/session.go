@@ -371,7 +371,7 @@ func (rs *relaySession) deferLimit(it *item, code int, enh, text, limit string) 
 		Relay: rs.relay.Name, Helo: rs.helo, MailFrom: from, Rcpt: rcpt,
 		Code: code, Detail: fmt.Sprintf("%d %s %s (%s)", code, enh, text, limit), TLS: rs.tls,
 	})
-	rs.cn.log.Info("deferred by a limit", "relay", rs.relay.Name, "limit", limit, "mail_from", from, "rcpt", it.rcpt)
+	rs.cn.log.Debug("deferred by a limit", "relay", rs.relay.Name, "limit", limit, "mail_from", from, "rcpt", it.rcpt)
 }
 
 // limitName is a limit's name for the metric label.

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 )
 
@@ -24,7 +25,7 @@ import (
 var version = "dev"
 
 const usage = `usage:
-  appliance run --config FILE [--log-format text|json]
+  appliance run --config FILE [--log-format text|json] [--cpuprofile FILE]
   appliance check-config --config FILE
   appliance token create --data-dir DIR [--name NAME]
   appliance teardown --config FILE
@@ -59,8 +60,20 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fs.SetOutput(stderr)
 		cfgPath := fs.String("config", "/etc/relaygate/relaygate.yaml", "configuration file")
 		logFormat := fs.String("log-format", "", "log format: text or json (default: log.format of the config)")
+		cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (diagnostics)")
 		if err := fs.Parse(args[1:]); err != nil {
 			return errUsage
+		}
+		if *cpuProfile != "" {
+			f, err := os.Create(*cpuProfile)
+			if err != nil {
+				return fmt.Errorf("--cpuprofile: %w", err)
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return fmt.Errorf("--cpuprofile: %w", err)
+			}
+			defer pprof.StopCPUProfile()
 		}
 		return runDaemon(ctx, *cfgPath, *logFormat, stderr)
 	case "check-config":
