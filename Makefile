@@ -10,7 +10,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 export CGO_ENABLED := 0
 
-.PHONY: all build labtools test unit lint demo deps clean bench
+.PHONY: all build labtools test unit lint demo deps clean bench fuzz
 
 all: build
 
@@ -22,9 +22,21 @@ build:
 labtools:
 	$(GO) build -o $(BIN)/labmx ./internal/testutil/labmx
 
-## test: lint, then every test; the integration tests run in network namespaces when root
+## test: lint, then every test; the integration tests run in network namespaces when root;
+## then each fuzz target of the parsers of untrusted input for FUZZTIME
 test: deps lint build labtools
 	RELAYGATE_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 30m ./...
+	$(MAKE) --no-print-directory fuzz
+
+FUZZTIME ?= 10s
+FUZZ_TARGETS := smtpproxy:FuzzParseCommand smtpproxy:FuzzReadReply smtpproxy:FuzzDataScanner \
+	inspect:FuzzConversation inspect:FuzzStream
+
+## fuzz: run every fuzz target for FUZZTIME (new failures land in testdata/fuzz as regression cases)
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
+	  echo "fuzz $$pkg $$fn $(FUZZTIME)"; \
+	  $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) ./$$pkg/; done
 
 ## unit: the tests that need no root, with the race detector
 unit:
@@ -51,3 +63,4 @@ deps:
 
 clean:
 	rm -rf $(BIN) dist .lab
+
