@@ -12,13 +12,13 @@
 #     >= 0.95.
 #
 # Usage: sudo scripts/bench-inspect.sh   (LAB=rgbench-inspect ROUNDS=5 SECS=5
-#        OUT=inspect/BENCHMARKS-section.md)
+#        OUT=file; default: standard output)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LAB=${LAB:-rgbench-inspect}
 ROUNDS=${ROUNDS:-5}
 SECS=${SECS:-5}
-OUT=${OUT:-inspect/BENCHMARKS-section.md}
+OUT=${OUT:-/dev/stdout}
 MX=203.0.113.25
 
 if [ "$(id -u)" != 0 ]; then

@@ -118,7 +118,7 @@ m=$(echo ${tput[monitor]} | tr ' ' '\n' | median)
 e=$(echo ${tput[enforce]} | tr ' ' '\n' | median)
 
 # --- SMTP: smtp-sink as the remote MX
-ip netns exec "$LAB-mx" smtp-sink -u nobody -c 203.0.113.25:25 4096 >"$DIR/sink.log" 2>&1 &
+ip netns exec "$LAB-mx" smtp-sink -u nobody -m $((SESSIONS + 1000)) 203.0.113.25:25 4096 >"$DIR/sink.log" 2>&1 &
 pids+=($!)
 start_appliance enforce
 TOKEN=$("$BIN/appliance" token create --data-dir "$DIR/data-enforce")

@@ -7,6 +7,7 @@ declare -A pkg=(
 	[nft]=nftables [ip]=iproute2 [ping]=iputils-ping [swaks]=swaks
 	[socat]=socat [tcpdump]=tcpdump [curl]=curl [postfix]=postfix
 	[tshark]=tshark [chromium]=chromium [openssl]=openssl [fc-list]=fontconfig
+	[iperf3]=iperf3 [python3]=python3
 )
 missing=()
 for cmd in "${!pkg[@]}"; do
