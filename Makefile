@@ -64,3 +64,12 @@ deps:
 clean:
 	rm -rf $(BIN) dist .lab
 
+.PHONY: image image-test
+
+## image: the bootable appliance disk (raw, qcow2) and update bundle in dist/ (root; see image/build.sh)
+image: build
+	VERSION=$(VERSION) bash image/build.sh
+
+## image-test: boot the qcow2 in QEMU between namespace hosts and check it (root; after make image)
+image-test: labtools
+	VERSION=$(VERSION) GO=$(GO) bash image/test/image-test.sh

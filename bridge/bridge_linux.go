@@ -30,6 +30,26 @@ type Bridge struct {
 	serving bool
 	addrs   []netip.Prefix    // bridge addresses we installed
 	base    map[string]uint64 // counter totals carried over ruleset replacements
+	guard   guardFamily       // where the failure behaviour's chain lives
+}
+
+func (g guardFamily) String() string {
+	if g == guardBridge {
+		return "bridge"
+	}
+	return "netdev"
+}
+
+// install builds and sends the ruleset in one transaction.
+func (b *Bridge) install(c *config.Config, mac net.HardwareAddr, g guardFamily) error {
+	conn, err := nftables.New()
+	if err != nil {
+		return fmt.Errorf("nftables.New: %w", err)
+	}
+	if err := build(conn, rulesetFor(c, mac), b.serving && c.Mode == config.Enforce, g); err != nil {
+		return err
+	}
+	return conn.Flush()
 }
 
 // New returns a Bridge that logs to logger.
@@ -58,14 +78,27 @@ func (b *Bridge) Apply(ctx context.Context, c *config.Config) error {
 		return err
 	}
 	b.carryCounters()
-	conn, err := nftables.New()
-	if err != nil {
-		return fmt.Errorf("nftables.New: %w", err)
+	// The failure behaviour's reject lives in a netdev ingress chain where
+	// the kernel has netdev reject, else in the bridge table (Debian's
+	// kernels lack NFT_REJECT_NETDEV; the CI kernel lacks NFT_BRIDGE_REJECT).
+	// Each attempt is one transaction: a failed one changes nothing.
+	var errs []error
+	for _, g := range []guardFamily{b.guard, 1 - b.guard} {
+		err := b.install(c, mac, g)
+		if err == nil {
+			if g != b.guard {
+				b.log.Info("failure behaviour installed in the other table family", "family", g.String())
+			}
+			b.guard = g
+			errs = nil
+			break
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", g, err))
+		if c.Mode != config.Enforce {
+			break // no reject in monitor mode: the family is not the cause
+		}
 	}
-	if err := build(conn, rulesetFor(c, mac), b.serving && c.Mode == config.Enforce); err != nil {
-		return err
-	}
-	if err := conn.Flush(); err != nil {
+	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("install nftables ruleset: %w", err)
 	}
 	b.cfg, b.mac = c, mac
@@ -94,7 +127,7 @@ func (b *Bridge) Heartbeat() error {
 	if err != nil {
 		return fmt.Errorf("nftables.New: %w", err)
 	}
-	refreshAlive(conn, b.serving)
+	refreshAlive(conn, b.serving, b.guard)
 	if err := conn.Flush(); err != nil {
 		return fmt.Errorf("refresh liveness sets: %w", err)
 	}

@@ -232,10 +232,18 @@ func lastAddr(p netip.Prefix) netip.Addr {
 	return a
 }
 
+// guardFamily says where the failure behaviour's chain lives.
+type guardFamily int
+
+const (
+	guardNetdev guardFamily = iota // netdev ingress on the inside port
+	guardBridge                    // bridge prerouting, before the divert
+)
+
 // build queues the whole ruleset on conn: our three tables are created (so
 // that deleting them cannot fail), deleted and created anew, all in the one
 // transaction that Flush sends. withAlive pre-fills the liveness sets.
-func build(conn *nftables.Conn, r ruleset, withAlive bool) error {
+func build(conn *nftables.Conn, r ruleset, withAlive bool, g guardFamily) error {
 	brT, ndT, inT := tables()
 	for _, t := range []*nftables.Table{brT, ndT, inT} {
 		conn.AddTable(t)
@@ -280,37 +288,60 @@ func build(conn *nftables.Conn, r ruleset, withAlive bool) error {
 			[]expr.Any{counter(CounterReturned)}, toHost(r.BridgeMAC))})
 	}
 
-	// Netdev family, ingress of the inside port: the failure behaviour and
-	// 802.1Q-tagged SMTP, which the proxy cannot terminate.
-	conn.AddTable(ndT)
-	ndPorts := &nftables.Set{Table: ndT, Name: "smtp_ports", KeyType: nftables.TypeInetService}
-	ndAlive := &nftables.Set{Table: ndT, Name: "alive", KeyType: nftables.TypeInetProto, HasTimeout: true}
-	relays4 := &nftables.Set{Table: ndT, Name: "relays4", KeyType: nftables.TypeIPAddr, Interval: true}
-	relays6 := &nftables.Set{Table: ndT, Name: "relays6", KeyType: nftables.TypeIP6Addr, Interval: true}
+	// The failure behaviour and 802.1Q-tagged SMTP (which the proxy cannot
+	// terminate), on the inside port: in a netdev ingress chain where the
+	// kernel has netdev reject (NFT_REJECT_NETDEV), else in the bridge table
+	// before the divert (Debian's kernels have bridge reject but not netdev
+	// reject; the CI kernel the other way round).
+	gt, gPorts, gAlive := ndT, (*nftables.Set)(nil), (*nftables.Set)(nil)
+	var gChain *nftables.Chain
+	var inside []expr.Any
+	if g == guardBridge {
+		gt, gPorts, gAlive = brT, brPorts, brAlive
+		gChain = conn.AddChain(&nftables.Chain{
+			Name: "inside_guard", Table: brT, Type: nftables.ChainTypeFilter,
+			Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRef(-310),
+		})
+		inside = ifname(r.Inside)
+	} else {
+		conn.AddTable(ndT)
+		gPorts = &nftables.Set{Table: ndT, Name: "smtp_ports", KeyType: nftables.TypeInetService}
+		gAlive = &nftables.Set{Table: ndT, Name: "alive", KeyType: nftables.TypeInetProto, HasTimeout: true}
+		for _, s := range []struct {
+			set *nftables.Set
+			els []nftables.SetElement
+		}{{gPorts, portElements(r.Ports)}, {gAlive, aliveEls}} {
+			if err := conn.AddSet(s.set, s.els); err != nil {
+				return fmt.Errorf("AddSet(netdev %s): %w", s.set.Name, err)
+			}
+		}
+		gChain = conn.AddChain(&nftables.Chain{
+			Name: "inside_ingress", Table: ndT, Type: nftables.ChainTypeFilter,
+			Hooknum: nftables.ChainHookIngress, Priority: nftables.ChainPriorityRef(0),
+			Device: r.Inside,
+		})
+	}
+	relays4 := &nftables.Set{Table: gt, Name: "relays4", KeyType: nftables.TypeIPAddr, Interval: true}
+	relays6 := &nftables.Set{Table: gt, Name: "relays6", KeyType: nftables.TypeIP6Addr, Interval: true}
 	for _, s := range []struct {
 		set *nftables.Set
 		els []nftables.SetElement
-	}{{ndPorts, portElements(r.Ports)}, {ndAlive, aliveEls}, {relays4, intervalElements(r.Relays4)}, {relays6, intervalElements(r.Relays6)}} {
+	}{{relays4, intervalElements(r.Relays4)}, {relays6, intervalElements(r.Relays6)}} {
 		if err := conn.AddSet(s.set, s.els); err != nil {
-			return fmt.Errorf("AddSet(netdev %s): %w", s.set.Name, err)
+			return fmt.Errorf("AddSet(%s): %w", s.set.Name, err)
 		}
 	}
 	for _, name := range []string{CounterReset, CounterTaggedRelay, CounterTaggedDropped} {
-		conn.AddObj(&nftables.CounterObj{Table: ndT, Name: name})
+		conn.AddObj(&nftables.CounterObj{Table: gt, Name: name})
 	}
-	ndChain := conn.AddChain(&nftables.Chain{
-		Name: "inside_ingress", Table: ndT, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookIngress, Priority: nftables.ChainPriorityRef(0),
-		Device: r.Inside,
-	})
-	add := func(e []expr.Any) { conn.AddRule(&nftables.Rule{Table: ndT, Chain: ndChain, Exprs: e}) }
-	add(join(vlanInner(etherTypeIPv4), saddrIn(false, relays4), tcp(), tcpPort(2, ndPorts), []expr.Any{counter(CounterTaggedRelay), accept()}))
-	add(join(vlanInner(etherTypeIPv6), saddrIn(true, relays6), tcp(), tcpPort(2, ndPorts), []expr.Any{counter(CounterTaggedRelay), accept()}))
-	add(join(etherType(etherTypeVLAN), tcp(), tcpPort(2, ndPorts), []expr.Any{counter(CounterTaggedDropped), &expr.Verdict{Kind: expr.VerdictDrop}}))
-	add(join(alive(ndAlive), []expr.Any{accept()}))
-	add(join(metaProtocol(etherTypeIPv4), saddrIn(false, relays4), tcp(), tcpPort(2, ndPorts), []expr.Any{accept()}))
-	add(join(metaProtocol(etherTypeIPv6), saddrIn(true, relays6), tcp(), tcpPort(2, ndPorts), []expr.Any{accept()}))
-	add(join(tcp(), tcpPort(2, ndPorts), []expr.Any{counter(CounterReset), tcpReset()}))
+	add := func(e []expr.Any) { conn.AddRule(&nftables.Rule{Table: gt, Chain: gChain, Exprs: join(inside, e)}) }
+	add(join(vlanInner(etherTypeIPv4), saddrIn(false, relays4), tcp(), tcpPort(2, gPorts), []expr.Any{counter(CounterTaggedRelay), accept()}))
+	add(join(vlanInner(etherTypeIPv6), saddrIn(true, relays6), tcp(), tcpPort(2, gPorts), []expr.Any{counter(CounterTaggedRelay), accept()}))
+	add(join(etherType(etherTypeVLAN), tcp(), tcpPort(2, gPorts), []expr.Any{counter(CounterTaggedDropped), &expr.Verdict{Kind: expr.VerdictDrop}}))
+	add(join(alive(gAlive), []expr.Any{accept()}))
+	add(join(metaProtocol(etherTypeIPv4), saddrIn(false, relays4), tcp(), tcpPort(2, gPorts), []expr.Any{accept()}))
+	add(join(metaProtocol(etherTypeIPv6), saddrIn(true, relays6), tcp(), tcpPort(2, gPorts), []expr.Any{accept()}))
+	add(join(tcp(), tcpPort(2, gPorts), []expr.Any{counter(CounterReset), tcpReset()}))
 
 	// Inet family: hand diverted connections to the proxy's socket.
 	conn.AddTable(inT)
@@ -344,9 +375,13 @@ func build(conn *nftables.Conn, r ruleset, withAlive bool) error {
 
 // refreshAlive queues the heartbeat: flush and re-add the element, because
 // re-adding an existing element does not restart its timer.
-func refreshAlive(conn *nftables.Conn, on bool) {
+func refreshAlive(conn *nftables.Conn, on bool, g guardFamily) {
 	brT, ndT, _ := tables()
-	for _, t := range []*nftables.Table{brT, ndT} {
+	ts := []*nftables.Table{brT, ndT}
+	if g == guardBridge {
+		ts = ts[:1]
+	}
+	for _, t := range ts {
 		s := &nftables.Set{Table: t, Name: "alive", KeyType: nftables.TypeInetProto, HasTimeout: true}
 		conn.FlushSet(s)
 		if on {

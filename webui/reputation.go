@@ -124,3 +124,15 @@ func (s *server) postAlertTest(c *gin.Context) {
 
 // msg returns a catalog entry in the request's language.
 func (s *server) msg(c *gin.Context, key string) string { return s.catalog[pickLang(c)][key] }
+
+// apiUpdate hands the firmware update API to the appliance's updater.
+func (s *server) apiUpdate(c *gin.Context) {
+	if s.update == nil {
+		abortError(c, http.StatusNotImplemented, "firmware update is not available on this installation (it comes with the appliance image)")
+		return
+	}
+	if c.Request.Method == http.MethodPost {
+		s.audit(c, "", "system.update", "firmware bundle uploaded")
+	}
+	s.update.ServeHTTP(c.Writer, c.Request)
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -143,5 +144,31 @@ func TestReputationPage(t *testing.T) {
 	// Japanese.
 	if w := b.do("GET", "/reputation?lang=ja", nil, nil); !strings.Contains(w.Body.String(), "レピュテーション") {
 		t.Errorf("Japanese page lacks its title")
+	}
+}
+
+func TestUpdateRoute(t *testing.T) {
+	d, h := testDeps(t)
+	h.router = NewRouter(d)
+	bearer := "Bearer " + goodToken
+	if w := h.do(t, "POST", "/api/v1/system/update", bearer, "bundle"); w.Code != http.StatusNotImplemented {
+		t.Errorf("update without an updater = %d; want 501", w.Code)
+	}
+	var got int64
+	d.Update = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		got = n
+		w.WriteHeader(http.StatusAccepted)
+	})
+	h.router = NewRouter(d)
+	big := strings.Repeat("x", 3<<20) // larger than any other body may be
+	if w := h.do(t, "POST", "/api/v1/system/update", bearer, big); w.Code != http.StatusAccepted || got != int64(len(big)) {
+		t.Errorf("update = %d, body %d; want 202 and the whole bundle", w.Code, got)
+	}
+	if w := h.do(t, "POST", "/api/v1/system/update", "", "x"); w.Code != http.StatusUnauthorized {
+		t.Errorf("update without a token = %d; want 401", w.Code)
+	}
+	if w := h.do(t, "PUT", "/api/v1/config", bearer, big); w.Code != http.StatusRequestEntityTooLarge {
+		t.Errorf("a large config = %d; want 413 still", w.Code)
 	}
 }

@@ -72,6 +72,7 @@ type server struct {
 	inventory  Inventory
 	reputation Reputation
 	alerts     AlertTester
+	update     http.Handler
 	certs      *certStore
 
 	argon        argonParams
@@ -98,6 +99,7 @@ type server struct {
 //	GET    /series, /dashboard, /mode-preview, /audit, /tokens
 //	POST   /tokens                      DELETE /tokens/{id}
 //	POST   /system/reboot, /system/certificate
+//	GET    /system/update               POST /system/update (firmware bundle)
 //	GET    /reputation                  POST /reputation/check, /alerts/test?channel=
 //	GET    /metrics (outside /api/v1, same credentials)
 //
@@ -131,7 +133,7 @@ func NewRouter(d Deps) *gin.Engine {
 	}
 	s.admins, s.auditLog, s.tokenAdmin, s.series = d.Admins, d.Audit, d.TokenAdmin, d.Series
 	s.evidence, s.system, s.inventory, s.certs = d.Evidence, d.System, d.Inventory, d.certs
-	s.reputation, s.alerts = d.Reputation, d.Alerts
+	s.reputation, s.alerts, s.update = d.Reputation, d.Alerts, d.Update
 	s.argon = defaultArgon
 	if d.argon != nil {
 		s.argon = *d.argon
@@ -223,6 +225,8 @@ func NewRouter(d Deps) *gin.Engine {
 	api.POST("/tokens", s.apiTokenCreate)
 	api.DELETE("/tokens/:id", s.apiTokenRevoke)
 	api.POST("/system/reboot", s.apiReboot)
+	api.GET("/system/update", s.apiUpdate)
+	api.POST("/system/update", s.apiUpdate)
 	api.POST("/system/certificate", s.apiCertificate)
 
 	if s.metrics != nil {
@@ -303,10 +307,20 @@ const maxBodyBytes = MaxConfigBytes + 64<<10
 // memory; handlers with a tighter limit set their own.
 func limitBody(c *gin.Context) {
 	if c.Request.Body != nil {
-		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxBodyBytes)
+		limit := int64(maxBodyBytes)
+		if c.Request.URL.Path == updatePath {
+			// A firmware bundle is streamed to the inactive slot, never held.
+			limit = maxBundleBytes
+		}
+		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, limit)
 	}
 	c.Next()
 }
+
+const (
+	updatePath     = "/api/v1/system/update"
+	maxBundleBytes = 2 << 30
+)
 
 // recovery turns a panic in a handler into a logged 500.
 func (s *server) recovery(c *gin.Context) {

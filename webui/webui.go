@@ -167,6 +167,9 @@ type Deps struct {
 	// shows the page as not running.
 	Reputation Reputation
 	Alerts     AlertTester
+	// Update is the firmware update API (GET status, POST bundle), mounted
+	// at /api/v1/system/update; nil answers 501.
+	Update http.Handler
 	// Console receives the one-time setup token line at start (Serve);
 	// nil means os.Stderr.
 	Console io.Writer

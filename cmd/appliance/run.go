@@ -142,6 +142,7 @@ func runDaemon(ctx context.Context, path, logFormat string, stderr io.Writer) er
 
 	deps := d.webDeps(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	deps.Reputation, deps.Alerts = d.reputation, d.alerter
+	deps.Update = updateHandler(log)
 	if d.inspect != nil {
 		deps.Evidence = webEvidence(d.inspect)
 		deps.Inventory = inspectInventory{d.inspect}

@@ -1,0 +1,112 @@
+// Package imagetest holds the checks of `make image-test` that are Go tests:
+// they read what `make image` put in dist/ and skip when it is not given.
+package imagetest
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/relaygate/relaygate/update"
+)
+
+// TestBundleApplies feeds the bundle built by image/build.sh
+// (RELAYGATE_BUNDLE=dist/relaygate-V-amd64.update.tar.gz, with its .sha256
+// beside it) to the appliance's updater, with files standing in for the
+// partitions and the ESP: the shell-built format and the Go reader agree,
+// the published digest verifies, and slot b receives the root file system
+// and slot b's kernel image.
+func TestBundleApplies(t *testing.T) {
+	path := os.Getenv("RELAYGATE_BUNDLE")
+	if path == "" {
+		t.Skip("RELAYGATE_BUNDLE not set (make image-test sets it)")
+	}
+	sumLine, err := os.ReadFile(path + ".sha256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := strings.Fields(string(sumLine))[0]
+
+	dir := t.TempDir()
+	u := &update.Updater{
+		Cmdline:      filepath.Join(dir, "cmdline"),
+		PartitionDir: filepath.Join(dir, "by-partlabel"),
+		ESP:          filepath.Join(dir, "efi"),
+		Arch:         "amd64",
+		Tries:        3,
+	}
+	var oneshot string
+	u.SetOneShot = func(_ context.Context, id string) error { oneshot = id; return nil }
+	if err := os.WriteFile(u.Cmdline, []byte("root=PARTLABEL=root-a rootfstype=erofs ro relaygate.slot=a\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(u.ESP, "EFI", "Linux"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(u.PartitionDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// Sparse 512 MiB slots, as in the image's partition table.
+	for _, p := range []string{"root-a", "root-b"} {
+		if err := os.WriteFile(filepath.Join(u.PartitionDir, p), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Truncate(filepath.Join(u.PartitionDir, p), 512<<20); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	res, err := u.Apply(context.Background(), f, want)
+	if err != nil {
+		t.Fatalf("Apply(%s): %v", path, err)
+	}
+	t.Logf("applied %s: %+v", filepath.Base(path), res)
+	if res.Slot != update.SlotB || oneshot != "relaygate-"+res.Version+"-b.efi" {
+		t.Fatalf("result %+v, oneshot %q", res, oneshot)
+	}
+	// The erofs superblock magic (0xE0F5E1E2, little endian) at offset 1024.
+	part, err := os.Open(filepath.Join(u.PartitionDir, "root-b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer part.Close()
+	magic := make([]byte, 4)
+	if _, err := part.ReadAt(magic, 1024); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(magic, []byte{0xe2, 0xe1, 0xf5, 0xe0}) {
+		t.Fatalf("root-b has no erofs superblock: % x", magic)
+	}
+	uki, err := os.ReadFile(filepath.Join(u.ESP, "EFI", "Linux", res.Entry))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(uki, []byte("MZ")) || !bytes.Contains(uki, []byte("root=PARTLABEL=root-b")) {
+		t.Fatal("the new entry is not slot b's kernel image")
+	}
+
+	// A bundle whose bytes are damaged is refused and leaves no entry.
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	u2 := &update.Updater{Cmdline: u.Cmdline, PartitionDir: u.PartitionDir, ESP: filepath.Join(dir, "efi2"),
+		Arch: "amd64", Tries: 3, SetOneShot: u.SetOneShot}
+	if err := os.MkdirAll(filepath.Join(u2.ESP, "EFI", "Linux"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u2.Apply(context.Background(), io.MultiReader(io.LimitReader(f, 1<<20), bytes.NewReader([]byte("garbage"))), want); err == nil {
+		t.Fatal("a truncated, damaged bundle was accepted")
+	}
+	if des, _ := os.ReadDir(filepath.Join(u2.ESP, "EFI", "Linux")); len(des) != 0 {
+		t.Fatalf("refused bundle left %d files on the ESP", len(des))
+	}
+}
