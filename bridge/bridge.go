@@ -70,6 +70,9 @@ const (
 	// They are dropped, not reset: the reset the netdev hook builds leaves
 	// untagged and would never reach the sender's VLAN.
 	CounterTaggedDropped = "tagged_dropped"
+	// CounterFloodDropped counts non-relay SYNs dropped over
+	// proxy.new_conns_per_source.
+	CounterFloodDropped = "flood_dropped"
 )
 
 // splitFamilies returns the IPv4 and IPv6 prefixes of ps.

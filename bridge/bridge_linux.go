@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
@@ -216,8 +217,14 @@ func readCounters() map[string]uint64 {
 			continue
 		}
 		for _, o := range objs {
-			if c, ok := o.(*nftables.CounterObj); ok {
+			switch c := o.(type) {
+			case *nftables.CounterObj:
 				out[c.Name] = c.Packets
+			case *nftables.NamedObj:
+				// What the kernel returns: the counter is in Obj.
+				if ctr, ok := c.Obj.(*expr.Counter); ok {
+					out[c.Name] = ctr.Packets
+				}
 			}
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -25,6 +26,8 @@ type ruleset struct {
 	ProxyPort uint16
 	Relays4   []netip.Prefix
 	Relays6   []netip.Prefix
+	// NewConnsPerSource sheds non-relay connection floods (per second; 0 off).
+	NewConnsPerSource int
 }
 
 func rulesetFor(c *config.Config, mac net.HardwareAddr) ruleset {
@@ -41,6 +44,7 @@ func rulesetFor(c *config.Config, mac net.HardwareAddr) ruleset {
 	}
 	slices.Sort(r.Ports)
 	r.Relays4, r.Relays6 = splitFamilies(c.RelayPrefixes())
+	r.NewConnsPerSource = max(0, c.Proxy.NewConnsPerSource)
 	return r
 }
 
@@ -331,13 +335,18 @@ func build(conn *nftables.Conn, r ruleset, withAlive bool, g guardFamily) error 
 			return fmt.Errorf("AddSet(%s): %w", s.set.Name, err)
 		}
 	}
-	for _, name := range []string{CounterReset, CounterTaggedRelay, CounterTaggedDropped} {
+	for _, name := range []string{CounterReset, CounterTaggedRelay, CounterTaggedDropped, CounterFloodDropped} {
 		conn.AddObj(&nftables.CounterObj{Table: gt, Name: name})
 	}
 	add := func(e []expr.Any) { conn.AddRule(&nftables.Rule{Table: gt, Chain: gChain, Exprs: join(inside, e)}) }
 	add(join(vlanInner(etherTypeIPv4), saddrIn(false, relays4), tcp(), tcpPort(2, gPorts), []expr.Any{counter(CounterTaggedRelay), accept()}))
 	add(join(vlanInner(etherTypeIPv6), saddrIn(true, relays6), tcp(), tcpPort(2, gPorts), []expr.Any{counter(CounterTaggedRelay), accept()}))
 	add(join(etherType(etherTypeVLAN), tcp(), tcpPort(2, gPorts), []expr.Any{counter(CounterTaggedDropped), &expr.Verdict{Kind: expr.VerdictDrop}}))
+	if r.NewConnsPerSource > 0 {
+		if err := floodRules(conn, gt, add, gPorts, relays4, relays6, r.NewConnsPerSource); err != nil {
+			return err
+		}
+	}
 	add(join(alive(gAlive), []expr.Any{accept()}))
 	add(join(metaProtocol(etherTypeIPv4), saddrIn(false, relays4), tcp(), tcpPort(2, gPorts), []expr.Any{accept()}))
 	add(join(metaProtocol(etherTypeIPv6), saddrIn(true, relays6), tcp(), tcpPort(2, gPorts), []expr.Any{accept()}))
@@ -398,4 +407,59 @@ func deleteTables(conn *nftables.Conn) {
 		conn.AddTable(t)
 		conn.DelTable(t)
 	}
+}
+
+// floodRules sheds connection floods from non-relays in the kernel: a SYN
+// toward an SMTP port from a source (IPv4 address, IPv6 /64) that is not a
+// relay passes through a per-source token bucket (dynamic sets with a limit
+// per element, as `nft` writes "add @flood4 { ip saddr limit rate over
+// N/second burst 2N packets }"); over the rate it is dropped before it can
+// cost the proxy a session. Sources idle for a minute leave the sets.
+func floodRules(conn *nftables.Conn, t *nftables.Table, add func([]expr.Any), ports, relays4, relays6 *nftables.Set, rate int) error {
+	flood4 := &nftables.Set{Table: t, Name: "flood4", KeyType: nftables.TypeIPAddr, Dynamic: true, HasTimeout: true, Timeout: time.Minute, Size: 65536}
+	flood6 := &nftables.Set{Table: t, Name: "flood6", KeyType: nftables.TypeIP6Addr, Dynamic: true, HasTimeout: true, Timeout: time.Minute, Size: 65536}
+	for _, set := range []*nftables.Set{flood4, flood6} {
+		if err := conn.AddSet(set, nil); err != nil {
+			return fmt.Errorf("AddSet(%s): %w", set.Name, err)
+		}
+	}
+	limit := func(set *nftables.Set) []expr.Any {
+		return []expr.Any{
+			&expr.Dynset{SrcRegKey: 1, SetName: set.Name, SetID: set.ID, Operation: unix.NFT_DYNSET_OP_ADD,
+				Exprs: []expr.Any{&expr.Limit{Type: expr.LimitTypePkts, Rate: uint64(rate), Over: true,
+					Unit: expr.LimitTimeSecond, Burst: uint32(2 * rate)}}},
+			counter(CounterFloodDropped),
+			&expr.Verdict{Kind: expr.VerdictDrop},
+		}
+	}
+	// tcp flags & (syn|ack) == syn: a new connection.
+	syn := []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{0x12}, Xor: []byte{0}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0x02}},
+	}
+	notRelay := func(v6 bool, set *nftables.Set) []expr.Any {
+		e := saddrIn(v6, set)
+		e[1].(*expr.Lookup).Invert = true
+		return e
+	}
+	add(join(metaProtocol(etherTypeIPv4), notRelay(false, relays4), tcp(), tcpPort(2, ports), syn,
+		[]expr.Any{&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4}},
+		limit(flood4)))
+	mask64 := append(bytesOf(0xff, 8), make([]byte, 8)...)
+	add(join(metaProtocol(etherTypeIPv6), notRelay(true, relays6), tcp(), tcpPort(2, ports), syn,
+		[]expr.Any{
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 8, Len: 16},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 16, Mask: mask64, Xor: make([]byte, 16)},
+		},
+		limit(flood6)))
+	return nil
+}
+
+func bytesOf(b byte, n int) []byte {
+	out := make([]byte, n)
+	for i := range out {
+		out[i] = b
+	}
+	return out
 }

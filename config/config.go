@@ -264,6 +264,11 @@ type Proxy struct {
 	ConnectTimeout Duration `yaml:"connect_timeout" json:"connect_timeout"`
 	// MaxRecipients bounds how many RCPT TO a refused session records, e.g. 100.
 	MaxRecipients int `yaml:"max_recipients" json:"max_recipients"`
+	// NewConnsPerSource sheds connection floods in the kernel: new SMTP
+	// connections per second (burst twice that) from one non-relay source
+	// (an IPv4 address, an IPv6 /64) above it are dropped before they reach
+	// the proxy, in enforce mode, e.g. 20. Negative turns it off.
+	NewConnsPerSource int `yaml:"new_conns_per_source" json:"new_conns_per_source"`
 }
 
 // Store configures event retention.
@@ -325,6 +330,7 @@ const (
 	DefaultRefusalTimeout     = 60 * time.Second
 	DefaultConnectTimeout     = 30 * time.Second
 	DefaultMaxRecipients      = 100
+	DefaultNewConnsPerSource  = 20
 	DefaultRetention          = 90 * 24 * time.Hour
 	DefaultMaxEvents          = 1_000_000
 	DefaultBurstFactor        = 10
@@ -388,6 +394,9 @@ func (c *Config) setDefaults() {
 	}
 	if p.MaxRecipients == 0 {
 		p.MaxRecipients = DefaultMaxRecipients
+	}
+	if p.NewConnsPerSource == 0 {
+		p.NewConnsPerSource = DefaultNewConnsPerSource
 	}
 	for i := range c.Relays {
 		if c.Relays[i].TLS == "" {
@@ -598,6 +607,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Proxy.Port < 1 || c.Proxy.Port > 65535 {
 		return fe("proxy.port", "port %d out of range 1-65535", c.Proxy.Port)
+	}
+	if c.Proxy.NewConnsPerSource > 100000 {
+		return fe("proxy.new_conns_per_source", "at most 100000 per second, got %d (negative: off)", c.Proxy.NewConnsPerSource)
 	}
 	if ports[c.Proxy.Port] {
 		return fe("proxy.port", "port %d is also a diverted SMTP port", c.Proxy.Port)

@@ -71,6 +71,7 @@ func withDefaults(mode Mode, relays ...Relay) *Config {
 			RefusalTimeout:    Duration(60 * time.Second),
 			ConnectTimeout:    Duration(30 * time.Second),
 			MaxRecipients:     100,
+			NewConnsPerSource: 20,
 		},
 		Limits:  Limits{Burst: Burst{Factor: 10, MinMessages: 30, HoldFor: Duration(15 * time.Minute)}},
 		Inspect: Inspect{RingMB: 8, PcapFlowsPerHost: 5, PcapPacketsPerFlow: 200, PcapMaxMB: 256},
@@ -131,6 +132,7 @@ func fullConfig() *Config {
 			RefusalTimeout:    Duration(1500 * time.Millisecond),
 			ConnectTimeout:    Duration(time.Second),
 			MaxRecipients:     1,
+			NewConnsPerSource: -1,
 		},
 		Limits: Limits{
 			RelayMessagesPerMinute:  600,
