@@ -25,6 +25,7 @@ MSGS=${MSGS:-300}
 OUT=${OUT:-}
 DIR=$(mktemp -d /tmp/relaygate-bench.XXXXXX)
 BIN=$PWD/bin
+. scripts/lab-config.sh
 x() { local n=$1; shift; ip netns exec "$LAB-$n" "$@"; }
 ulimit -n "$HARD"
 
@@ -58,26 +59,11 @@ plain_bridge() {
 }
 
 config() { # mode
-	cat >"$DIR/$1.yaml" <<YAML
-mode: $1
-interfaces:
-  bridge: br0
-  inside: eth1
-  outside: eth2
-  management: eth0
-  bridge_addresses: [10.0.255.3/29, "2001:db8:ff::3/64"]
-  bridge_gateways: [10.0.255.1, "2001:db8:ff::1"]
-  inside_gateways: [10.0.255.2, "2001:db8:ff::2"]
-relays:
-  - name: mail-relay
-    address: 10.10.0.25/32
-proxy:
+	lab_config "$1" "$DIR/data-$1" "proxy:
   max_conns: $((SESSIONS * 2 + 1000))
   idle_timeout: 10m
 inspect:
-  reverse_dns: false
-data_dir: $DIR/data-$1
-YAML
+  reverse_dns: false" >"$DIR/$1.yaml"
 }
 
 APP_PID=

@@ -107,26 +107,9 @@ bridge_down() {
 	x box ip link set eth2 down
 }
 
-cat >"$OUT/appliance.yaml" <<EOF
-mode: enforce
-interfaces:
-  bridge: br0
-  inside: eth1
-  outside: eth2
-  management: eth0
-  bridge_addresses: [10.0.255.3/29, "2001:db8:ff::3/64"]
-  bridge_gateways: [10.0.255.1, "2001:db8:ff::1"]
-  inside_gateways: [10.0.255.2, "2001:db8:ff::2"]
-relays:
-  - name: mail-relay
-    address: 10.10.0.25/32
-ports: [25]
-web:
-  listen: "0.0.0.0:8443"
-data_dir: $OUT/data
-log:
-  level: warn
-EOF
+. scripts/lab-config.sh
+lab_config enforce "$OUT/data" "log:
+  level: warn" >"$OUT/appliance.yaml"
 apid=
 appliance_up() {
 	ip netns exec "$LAB-box" "$BIN/appliance" run --config "$OUT/appliance.yaml" >>"$OUT/appliance.log" 2>&1 &

@@ -14,6 +14,7 @@ ROOT=$PWD
 DIR=$ROOT/.lab/demo
 BIN=$ROOT/bin
 UI_PORT=${UI_PORT:-8443}
+. scripts/lab-config.sh
 x() { local n=$1; shift; ip netns exec "$LAB-$n" "$@"; }
 bold() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
@@ -39,27 +40,7 @@ cat <<'TXT'
   (2001:db8:20::50)
 TXT
 
-cat >"$DIR/relaygate.yaml" <<YAML
-mode: enforce
-interfaces:
-  bridge: br0
-  inside: eth1
-  outside: eth2
-  management: eth0
-  bridge_addresses: [10.0.255.3/29, "2001:db8:ff::3/64"]
-  bridge_gateways: [10.0.255.1, "2001:db8:ff::1"]
-  inside_gateways: [10.0.255.2, "2001:db8:ff::2"]
-relays:
-  - name: mail-relay
-    address: 10.10.0.25/32
-  - name: mail-relay-v6
-    address: "2001:db8:10::25/128"
-ports: [25]
-reject_text: "Direct SMTP from this host is not permitted. Send mail through the company mail server."
-web:
-  listen: "0.0.0.0:8443"
-data_dir: $DIR/data
-YAML
+lab_config enforce "$DIR/data" >"$DIR/relaygate.yaml"
 
 x mx "$BIN/labmx" -listen 203.0.113.25:25 -listen '[2001:db8:25::25]:25' -dir "$DIR/mx" >"$DIR/labmx.log" 2>&1 &
 pids+=($!)
