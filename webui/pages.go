@@ -620,9 +620,11 @@ func (s *server) systemPage(c *gin.Context, status int, extra gin.H) {
 		p.Notice = p.M["restored"]
 	case c.Query("cert") == "1":
 		p.Notice = p.M["cert_replaced"]
+	case c.Query("updating") == "1":
+		p.Notice = p.M["firmware_started"]
 	}
 	data := gin.H{"Status": s.statusNow(ctx), "Config": s.config.Current(), "CanReboot": s.system != nil,
-		"RestoreError": "", "CertError": "", "Cert": nil}
+		"CanUpdate": s.update != nil, "RestoreError": "", "CertError": "", "UpdateError": "", "Cert": nil}
 	if s.certs != nil {
 		data["Cert"] = s.certs.info()
 	}

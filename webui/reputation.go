@@ -2,7 +2,9 @@ package webui
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -135,4 +137,55 @@ func (s *server) apiUpdate(c *gin.Context) {
 		s.audit(c, "", "system.update", "firmware bundle uploaded")
 	}
 	s.update.ServeHTTP(c.Writer, c.Request)
+}
+
+// statusRecorder keeps what the updater answered, to show it on the page.
+type statusRecorder struct {
+	header http.Header
+	code   int
+	body   strings.Builder
+}
+
+func (r *statusRecorder) Header() http.Header         { return r.header }
+func (r *statusRecorder) WriteHeader(code int)        { r.code = code }
+func (r *statusRecorder) Write(b []byte) (int, error) { return r.body.Write(b) }
+
+// postUpdate takes a bundle from the System page's form and hands it,
+// streamed, to the updater as POST /api/v1/system/update?sha256= would.
+func (s *server) postUpdate(c *gin.Context) {
+	show := func(status int, msg string) { s.systemPage(c, status, gin.H{"UpdateError": msg}) }
+	if s.update == nil {
+		show(http.StatusNotImplemented, s.msg(c, "firmware_help"))
+		return
+	}
+	sum := strings.ToLower(strings.TrimSpace(c.PostForm("sha256")))
+	if len(sum) != 64 || strings.Trim(sum, "0123456789abcdef") != "" {
+		show(http.StatusBadRequest, "sha256: want the 64 hex digits of the bundle's .sha256 file")
+		return
+	}
+	fh, err := c.FormFile("bundle")
+	if err != nil {
+		show(http.StatusBadRequest, "no file uploaded (field \"bundle\")")
+		return
+	}
+	f, err := fh.Open()
+	if err != nil {
+		show(http.StatusBadRequest, fmt.Sprintf("read upload: %v", err))
+		return
+	}
+	defer f.Close()
+	req, err := http.NewRequestWithContext(c.Request.Context(), http.MethodPost, updatePath+"?sha256="+sum, f)
+	if err != nil {
+		show(http.StatusInternalServerError, err.Error())
+		return
+	}
+	req.ContentLength = fh.Size
+	s.audit(c, "", "system.update", fmt.Sprintf("firmware bundle %q uploaded from the System page", fh.Filename))
+	rec := &statusRecorder{header: http.Header{}, code: http.StatusOK}
+	s.update.ServeHTTP(rec, req)
+	if rec.code/100 != 2 {
+		show(http.StatusBadRequest, strings.TrimSpace(rec.body.String()))
+		return
+	}
+	c.Redirect(http.StatusSeeOther, "/system?updating=1")
 }

@@ -1,11 +1,14 @@
 package webui
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
+	"mime/multipart"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"net/url"
 	"strings"
@@ -170,5 +173,66 @@ func TestUpdateRoute(t *testing.T) {
 	}
 	if w := h.do(t, "PUT", "/api/v1/config", bearer, big); w.Code != http.StatusRequestEntityTooLarge {
 		t.Errorf("a large config = %d; want 413 still", w.Code)
+	}
+}
+
+// uploadBundle posts the System page's firmware form.
+func uploadBundle(b *browser, sum, content string) *httptest.ResponseRecorder {
+	b.t.Helper()
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	mw.WriteField(csrfField, b.csrf)
+	mw.WriteField("sha256", sum)
+	fw, _ := mw.CreateFormFile("bundle", "relaygate-2-amd64.update.tar.gz")
+	io.WriteString(fw, content)
+	mw.Close()
+	req := httptest.NewRequest("POST", "/system/update", &buf)
+	req.RemoteAddr = b.remote
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.AddCookie(&http.Cookie{Name: SessionCookie, Value: b.cookie})
+	w := httptest.NewRecorder()
+	b.h.router.ServeHTTP(w, req)
+	return w
+}
+
+func TestFirmwareUploadForm(t *testing.T) {
+	d, h := testDeps(t)
+	var gotSum string
+	var gotLen int
+	d.Update = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		gotSum, gotLen = r.URL.Query().Get("sha256"), len(body)
+		if string(body) == "broken" {
+			http.Error(w, `{"error":"checksum mismatch"}`, http.StatusBadRequest)
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+	})
+	h.router = NewRouter(d)
+	h.addAdmin(t)
+	b := h.browser(t)
+	if w := b.login(adminUser, adminPass); w.Code != http.StatusSeeOther {
+		t.Fatalf("login = %d", w.Code)
+	}
+	if w := b.do("GET", "/system", nil, nil); !strings.Contains(w.Body.String(), `action="/system/update"`) {
+		t.Fatalf("the System page has no firmware form")
+	}
+	sum := strings.Repeat("ab", 32)
+	bundle := strings.Repeat("x", 2<<20) // larger than other forms may be
+	if w := uploadBundle(b, sum, bundle); w.Code != http.StatusSeeOther || gotSum != sum || gotLen != len(bundle) {
+		t.Errorf("upload = %d, sum %q, %d octets; want 303 with the whole bundle", w.Code, gotSum, gotLen)
+	}
+	gotLen = 0
+	if w := uploadBundle(b, "nothex", bundle); w.Code != http.StatusBadRequest || gotLen != 0 || !strings.Contains(w.Body.String(), "sha256") {
+		t.Errorf("bad checksum field = %d, updater saw %d octets; want 400 and no call", w.Code, gotLen)
+	}
+	if w := uploadBundle(b, sum, "broken"); w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), "checksum mismatch") {
+		t.Errorf("updater refusal = %d; want 400 with its reason on the page", w.Code)
+	}
+	// Without the CSRF token nothing reaches the updater.
+	gotLen = 0
+	b.csrf = "wrong"
+	if w := uploadBundle(b, sum, bundle); w.Code != http.StatusForbidden || gotLen != 0 {
+		t.Errorf("upload without CSRF = %d; want 403", w.Code)
 	}
 }

@@ -193,6 +193,7 @@ func NewRouter(d Deps) *gin.Engine {
 	ui.POST("/system/restore", s.postRestore)
 	ui.POST("/system/reboot", s.postReboot)
 	ui.POST("/system/certificate", s.postCertificate)
+	ui.POST("/system/update", s.postUpdate)
 	ui.GET("/reputation", s.pageReputation)
 	ui.POST("/reputation/check", s.postReputationCheck)
 	ui.POST("/reputation/alerts/test", s.postAlertTest)
@@ -308,7 +309,7 @@ const maxBodyBytes = MaxConfigBytes + 64<<10
 func limitBody(c *gin.Context) {
 	if c.Request.Body != nil {
 		limit := int64(maxBodyBytes)
-		if c.Request.URL.Path == updatePath {
+		if c.Request.URL.Path == updatePath || c.Request.URL.Path == "/system/update" {
 			// A firmware bundle is streamed to the inactive slot, never held.
 			limit = maxBundleBytes
 		}
