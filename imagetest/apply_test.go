@@ -1,3 +1,5 @@
+//go:build imagetest
+
 package imagetest
 
 import (

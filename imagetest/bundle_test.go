@@ -1,5 +1,5 @@
-// Package imagetest holds the checks of `make image-test` that are Go tests:
-// they read what `make image` put in dist/ and skip when it is not given.
+//go:build imagetest
+
 package imagetest
 
 import (

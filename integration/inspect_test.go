@@ -143,7 +143,7 @@ func TestInspectMonitor(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !strings.Contains(string(body), "relaygate_inspect_packets_total") {
-			t.Skip("inspection not wired into the daemon yet (no relaygate_inspect_packets_total in /metrics)")
+			t.Fatal("passive inspection is not running in the daemon (no relaygate_inspect_packets_total in /metrics)")
 		}
 		e := waitEvent(t, a, event.WouldBlock, lab.PC4, from4)
 		if e.Messages != 1 || len(e.Rcpt) != 1 || e.Helo != "pc.lab.example" || !strings.Contains(e.Detail, "seen passively") {
@@ -158,7 +158,7 @@ func TestInspectMonitor(t *testing.T) {
 			t.Fatal(err)
 		}
 		if code == 404 && len(pcap) > 0 && pcap[0] == '{' {
-			t.Skip("GET /api/v1/hosts/{addr}/pcap not wired yet")
+			t.Fatal("GET /api/v1/hosts/{addr}/pcap does not serve the evidence (404)")
 		}
 		if code != 200 || len(pcap) < 24 {
 			t.Fatalf("GET /api/v1/hosts/%s/pcap = %d, %d bytes", lab.PC4, code, len(pcap))

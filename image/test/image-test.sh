@@ -97,7 +97,7 @@ x() { local ns=$1; shift; ip netns exec "$P-$ns" "$@"; }
 bundle=${IMAGE%.qcow2}.update.tar.gz
 [ -r "$bundle" ] || fail "$bundle missing: run make image"
 log "update bundle: verify and apply to stand-in slots (go test ./imagetest)"
-RELAYGATE_BUNDLE=$(readlink -f "$bundle") CGO_ENABLED=0 "${GO:-go}" test -count=1 ./imagetest ||
+RELAYGATE_BUNDLE=$(readlink -f "$bundle") CGO_ENABLED=0 "${GO:-go}" test -tags imagetest -count=1 ./imagetest ||
 	fail "the update bundle does not apply"
 
 # ---- namespaces and links ----
@@ -352,7 +352,7 @@ if [ "${AB:-1}" = 1 ]; then
 		ln -sfn "$loop" "$work/parts/root-$target"
 		RELAYGATE_BUNDLE=$work/dist/relaygate-$v-amd64.update.tar.gz RELAYGATE_AB_PARTDIR=$work/parts \
 			RELAYGATE_AB_ESP=$stage RELAYGATE_AB_SLOT=$cur RELAYGATE_AB_TRIES=$3 CGO_ENABLED=0 \
-			"${GO:-go}" test -count=1 -run TestApplyToDisk ./imagetest >"$work/apply-$v.log" 2>&1 ||
+			"${GO:-go}" test -tags imagetest -count=1 -run TestApplyToDisk ./imagetest >"$work/apply-$v.log" 2>&1 ||
 			fail "apply $v: $(tail -5 "$work/apply-$v.log")"
 		sync
 		losetup -d "$loop"
