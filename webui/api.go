@@ -130,19 +130,29 @@ func parseEventQuery(raw string) (q EventQuery, msg string) {
 	return q, ""
 }
 
-// getHosts answers GET /api/v1/hosts?limit=.
-func (s *server) getHosts(c *gin.Context) {
+// limitOnly parses a query that may hold only "limit" (default DefaultLimit);
+// on a bad query it answers 400 and returns false.
+func limitOnly(c *gin.Context) (int, bool) {
 	p, msg := queryParams(c.Request.URL.RawQuery, "limit")
 	if msg != "" {
 		abortError(c, http.StatusBadRequest, msg)
-		return
+		return 0, false
 	}
 	limit := DefaultLimit
 	if v := p["limit"]; v != "" {
 		if limit, msg = parseLimit(v); msg != "" {
 			abortError(c, http.StatusBadRequest, msg)
-			return
+			return 0, false
 		}
+	}
+	return limit, true
+}
+
+// getHosts answers GET /api/v1/hosts?limit=.
+func (s *server) getHosts(c *gin.Context) {
+	limit, ok := limitOnly(c)
+	if !ok {
+		return
 	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), s.storeTimeout)
 	defer cancel()

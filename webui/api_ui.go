@@ -253,17 +253,9 @@ func (s *server) getModePreview(c *gin.Context) {
 
 // getAudit answers GET /api/v1/audit?limit=.
 func (s *server) getAudit(c *gin.Context) {
-	p, msg := queryParams(c.Request.URL.RawQuery, "limit")
-	if msg != "" {
-		abortError(c, http.StatusBadRequest, msg)
+	limit, ok := limitOnly(c)
+	if !ok {
 		return
-	}
-	limit := DefaultLimit
-	if v := p["limit"]; v != "" {
-		if limit, msg = parseLimit(v); msg != "" {
-			abortError(c, http.StatusBadRequest, msg)
-			return
-		}
 	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()

@@ -427,15 +427,26 @@ func relayIndex(cfg *config.Config, name string) int {
 	return slices.IndexFunc(cfg.Relays, func(r config.Relay) bool { return r.Name == name })
 }
 
-// postRelayUpdate changes a relay's name, address or TLS policy.
-func (s *server) postRelayUpdate(c *gin.Context) {
+// formRelay returns an editable copy of the configuration and the index of
+// the relay the form names ("orig"); it answers the request itself (and
+// returns false) when there is none.
+func (s *server) formRelay(c *gin.Context) (*config.Config, int, bool) {
 	cfg, ok := s.editableConfig(c)
 	if !ok {
-		return
+		return nil, 0, false
 	}
 	i := relayIndex(cfg, c.PostForm("orig"))
 	if i < 0 {
 		s.renderMessage(c, http.StatusNotFound, "err_not_found")
+		return nil, 0, false
+	}
+	return cfg, i, true
+}
+
+// postRelayUpdate changes a relay's name, address or TLS policy.
+func (s *server) postRelayUpdate(c *gin.Context) {
+	cfg, i, ok := s.formRelay(c)
+	if !ok {
 		return
 	}
 	p := s.newPage(c, "policy.html", "policy")
@@ -452,13 +463,8 @@ func (s *server) postRelayUpdate(c *gin.Context) {
 
 // postRelayDelete removes a relay.
 func (s *server) postRelayDelete(c *gin.Context) {
-	cfg, ok := s.editableConfig(c)
+	cfg, i, ok := s.formRelay(c)
 	if !ok {
-		return
-	}
-	i := relayIndex(cfg, c.PostForm("orig"))
-	if i < 0 {
-		s.renderMessage(c, http.StatusNotFound, "err_not_found")
 		return
 	}
 	old := cfg.Relays[i]

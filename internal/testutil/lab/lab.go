@@ -160,28 +160,16 @@ func (p *Process) Output() string {
 	return string(b[p.from:])
 }
 
-// Config is the appliance configuration used in the lab, for a mode.
+// Config is the appliance configuration used in the lab, for a mode: the
+// one scripts/lab-config.sh writes for the demo and the benchmarks, with
+// extra YAML appended.
 func Config(mode, dataDir string, extra string) string {
-	return fmt.Sprintf(`mode: %s
-interfaces:
-  bridge: br0
-  inside: eth1
-  outside: eth2
-  management: eth0
-  bridge_addresses: [10.0.255.3/29, "2001:db8:ff::3/64"]
-  bridge_gateways: [10.0.255.1, "2001:db8:ff::1"]
-  inside_gateways: [10.0.255.2, "2001:db8:ff::2"]
-relays:
-  - name: mail-relay
-    address: 10.10.0.25/32
-  - name: mail-relay-v6
-    address: "2001:db8:10::25/128"
-ports: [25]
-reject_text: "Direct SMTP from this host is not permitted. Send mail through the company mail server."
-web:
-  listen: "0.0.0.0:8443"
-data_dir: %s
-%s`, mode, dataDir, extra)
+	out, err := exec.Command("bash", "-c", `. "$1" && lab_config "$2" "$3" "$4"`, "lab-config",
+		filepath.Join(Root(), "scripts", "lab-config.sh"), mode, dataDir, extra).Output()
+	if err != nil {
+		panic(fmt.Sprintf("scripts/lab-config.sh: %v", err))
+	}
+	return string(out)
 }
 
 // Appliance is a running appliance daemon in the lab's box namespace.
