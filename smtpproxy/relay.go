@@ -20,10 +20,10 @@ import (
 // keeps working), then the session command by command (relaySession).
 func (s *server) relay(c net.Conn, cn *conn, relay policy.Relay) {
 	p := s.p
-	ctx, cancel := context.WithCancel(s.hard)
-	defer cancel()
+	// At shutdown (s.hard cancelled) the connections are closed under the
+	// session's feet; a session that ends by itself stops the watch.
 	defer c.Close()
-	context.AfterFunc(ctx, func() { c.Close() })
+	defer context.AfterFunc(s.hard, func() { c.Close() })()
 
 	ml := p.mailLimits.Load()
 	if !p.limiter.sessions.Acquire(relay.Name, ml.RelaySessions) {
@@ -44,7 +44,7 @@ func (s *server) relay(c net.Conn, cn *conn, relay policy.Relay) {
 		return
 	}
 
-	dctx, dcancel := context.WithTimeout(ctx, cn.lim.ConnectTimeout)
+	dctx, dcancel := context.WithTimeout(s.hard, cn.lim.ConnectTimeout)
 	up, err := p.dialer.Dial(dctx, cn.src, cn.dst)
 	dcancel()
 	if err != nil {
@@ -52,7 +52,7 @@ func (s *server) relay(c net.Conn, cn *conn, relay policy.Relay) {
 		return
 	}
 	defer up.Close()
-	context.AfterFunc(ctx, func() { up.Close() })
+	defer context.AfterFunc(s.hard, func() { up.Close() })()
 	cn.log.Debug("onward connection open", "relay", relay.Name, "local", up.LocalAddr().String())
 
 	rs := &relaySession{
@@ -65,6 +65,8 @@ func (s *server) relay(c net.Conn, cn *conn, relay policy.Relay) {
 		err = rs.converse()
 	}
 	s.endSession(rs, err)
+	rs.cl.release()
+	rs.up.release()
 }
 
 // greet passes the remote's greeting on. A greeting other than 220 (554

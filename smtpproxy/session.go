@@ -7,9 +7,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/relaygate/relaygate/config"
@@ -75,13 +77,57 @@ type endpoint struct {
 // newClientEndpoint wraps the relay's side: messages come in, replies go out.
 func newClientEndpoint(raw, c net.Conn, timeout time.Duration) *endpoint {
 	tc := &timedConn{Conn: c, rd: timeout, wd: timeout}
-	return &endpoint{raw: raw, tc: tc, r: bufio.NewReaderSize(tc, ioBufSize), w: bufio.NewWriterSize(tc, smallBufSize)}
+	return &endpoint{raw: raw, tc: tc, r: getReader(tc, ioBufSize), w: getWriter(tc, smallBufSize)}
 }
 
 // newRemoteEndpoint wraps the remote's side: messages go out, replies come in.
 func newRemoteEndpoint(raw, c net.Conn, timeout time.Duration) *endpoint {
 	tc := &timedConn{Conn: c, rd: timeout, wd: timeout}
-	return &endpoint{raw: raw, tc: tc, r: bufio.NewReaderSize(tc, smallBufSize), w: bufio.NewWriterSize(tc, ioBufSize)}
+	return &endpoint{raw: raw, tc: tc, r: getReader(tc, smallBufSize), w: getWriter(tc, ioBufSize)}
+}
+
+// Session buffers are reused: a relay opens a session per message batch,
+// and allocating ~40 KiB for each would keep the garbage collector busy at
+// thousands of sessions per second.
+var (
+	readerPools = map[int]*sync.Pool{
+		ioBufSize:    {New: func() any { return bufio.NewReaderSize(nil, ioBufSize) }},
+		smallBufSize: {New: func() any { return bufio.NewReaderSize(nil, smallBufSize) }},
+	}
+	writerPools = map[int]*sync.Pool{
+		ioBufSize:    {New: func() any { return bufio.NewWriterSize(nil, ioBufSize) }},
+		smallBufSize: {New: func() any { return bufio.NewWriterSize(nil, smallBufSize) }},
+	}
+	dataBufs = sync.Pool{New: func() any { b := make([]byte, 0, ioBufSize+3); return &b }}
+)
+
+func getReader(r io.Reader, size int) *bufio.Reader {
+	br := readerPools[size].Get().(*bufio.Reader)
+	br.Reset(r)
+	return br
+}
+
+func getWriter(w io.Writer, size int) *bufio.Writer {
+	bw := writerPools[size].Get().(*bufio.Writer)
+	bw.Reset(w)
+	return bw
+}
+
+// release returns the endpoint's buffers for reuse; the endpoint must not
+// be used afterwards.
+func (e *endpoint) release() {
+	if e == nil {
+		return
+	}
+	if p := readerPools[e.r.Size()]; p != nil {
+		e.r.Reset(nil)
+		p.Put(e.r)
+	}
+	if p := writerPools[e.w.Size()]; p != nil {
+		e.w.Reset(nil)
+		p.Put(e.w)
+	}
+	e.r, e.w = nil, nil
 }
 
 // transaction is the state of one mail transaction, as answered by the remote.
@@ -472,7 +518,12 @@ func (rs *relaySession) offerTLS(ehlo reply) bool {
 // byte, and passes the remote's final reply on.
 func (rs *relaySession) data() error {
 	var d dataScanner
-	out := make([]byte, 0, ioBufSize+3)
+	bp := dataBufs.Get().(*[]byte)
+	out := (*bp)[:0]
+	defer func() {
+		*bp = out[:0]
+		dataBufs.Put(bp)
+	}()
 	rs.cl.tc.rd = rs.cn.lim.CommandTimeout
 	rs.up.tc.wd = rs.cn.lim.CommandTimeout
 	for {

@@ -19,9 +19,14 @@ import (
 // destination address; an accepted connection's LocalAddr is the original
 // destination. mark, if not 0, is set as SO_MARK. Needs CAP_NET_ADMIN.
 func ListenTransparent(ctx context.Context, port int, mark int) (net.Listener, error) {
-	lc := net.ListenConfig{Control: func(network, _ string, rc syscall.RawConn) error {
-		return setTransparent(rc, network, mark, true)
-	}}
+	lc := net.ListenConfig{
+		// Sessions have their own timeouts; TCP keep-alives would only
+		// cost system calls on every accepted connection.
+		KeepAlive: -1,
+		Control: func(network, _ string, rc syscall.RawConn) error {
+			return setTransparent(rc, network, mark, true)
+		},
+	}
 	addr := net.JoinHostPort("::", strconv.Itoa(port))
 	ln, err := lc.Listen(ctx, "tcp", addr)
 	if err != nil {
@@ -58,6 +63,7 @@ func (d TransparentDialer) Dial(ctx context.Context, src netip.Addr, dst netip.A
 	}
 	nd := net.Dialer{
 		Timeout:   d.Timeout,
+		KeepAlive: -1, // the session's timeouts cover a dead peer
 		LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(src, 0)),
 		Control: func(network, _ string, rc syscall.RawConn) error {
 			return setTransparent(rc, network, d.Mark, false)
@@ -88,6 +94,14 @@ func setTransparent(rc syscall.RawConn, network string, mark int, reuseAddr bool
 	}
 	if reuseAddr {
 		opts = append(opts, opt{"SO_REUSEADDR", unix.SOL_SOCKET, unix.SO_REUSEADDR, 1})
+	} else {
+		// An onward socket binds the client's address with port 0. Without
+		// this option bind(2) picks a port that no other socket on that
+		// address holds, searching the bind table under its lock: with
+		// thousands of short sessions it serialises every dial. With it
+		// the port is chosen at connect(2) by the full four-tuple, like
+		// any client socket's.
+		opts = append(opts, opt{"IP_BIND_ADDRESS_NO_PORT", unix.SOL_IP, unix.IP_BIND_ADDRESS_NO_PORT, 1})
 	}
 	var errs []error
 	err := rc.Control(func(fd uintptr) {
