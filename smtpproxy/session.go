@@ -22,9 +22,13 @@ import (
 // Buffer sizes of a session: the directions that carry messages get
 // ioBufSize, those that carry replies smallBufSize (more than a reply line).
 // A session holds at most ioBufSize of a message in memory, whatever its size.
+// A DATA block streams through dataBufSize reads and writes: the client's
+// reader grows to it when DATA starts (growReader), so that idle sessions
+// stay small and large messages cost few system calls.
 const (
 	ioBufSize    = 16 << 10
 	smallBufSize = 4 << 10
+	dataBufSize  = 64 << 10
 )
 
 // maxErrors ends a session after this many unrecognised or over-long
@@ -91,6 +95,7 @@ func newRemoteEndpoint(raw, c net.Conn, timeout time.Duration) *endpoint {
 // thousands of sessions per second.
 var (
 	readerPools = map[int]*sync.Pool{
+		dataBufSize:  {New: func() any { return bufio.NewReaderSize(nil, dataBufSize) }},
 		ioBufSize:    {New: func() any { return bufio.NewReaderSize(nil, ioBufSize) }},
 		smallBufSize: {New: func() any { return bufio.NewReaderSize(nil, smallBufSize) }},
 	}
@@ -98,7 +103,7 @@ var (
 		ioBufSize:    {New: func() any { return bufio.NewWriterSize(nil, ioBufSize) }},
 		smallBufSize: {New: func() any { return bufio.NewWriterSize(nil, smallBufSize) }},
 	}
-	dataBufs = sync.Pool{New: func() any { b := make([]byte, 0, ioBufSize+3); return &b }}
+	dataBufs = sync.Pool{New: func() any { b := make([]byte, 0, dataBufSize+3); return &b }}
 )
 
 func getReader(r io.Reader, size int) *bufio.Reader {
@@ -111,6 +116,25 @@ func getWriter(w io.Writer, size int) *bufio.Writer {
 	bw := writerPools[size].Get().(*bufio.Writer)
 	bw.Reset(w)
 	return bw
+}
+
+// growReader gives the endpoint a reader with a buffer of size, keeping
+// what the old one has buffered (pipelined bytes after a command).
+func (e *endpoint) growReader(size int) {
+	old := e.r
+	if old.Size() >= size {
+		return
+	}
+	var src io.Reader = e.tc
+	if n := old.Buffered(); n > 0 {
+		b, _ := old.Peek(n)
+		src = io.MultiReader(bytes.NewReader(append([]byte(nil), b...)), e.tc)
+	}
+	e.r = getReader(src, size)
+	if p := readerPools[old.Size()]; p != nil {
+		old.Reset(nil)
+		p.Put(old)
+	}
 }
 
 // release returns the endpoint's buffers for reuse; the endpoint must not
@@ -518,6 +542,7 @@ func (rs *relaySession) offerTLS(ehlo reply) bool {
 // byte, and passes the remote's final reply on.
 func (rs *relaySession) data() error {
 	var d dataScanner
+	rs.cl.growReader(dataBufSize)
 	bp := dataBufs.Get().(*[]byte)
 	out := (*bp)[:0]
 	defer func() {
