@@ -163,6 +163,35 @@ func TestPipelining(t *testing.T) {
 	}
 }
 
+// TestBodyAlreadyBuffered: a client that sends its message in the same
+// write as DATA (not waiting for the 354) has the body, the end mark and
+// the next command buffered before the DATA stream starts; none of it may
+// be lost when the stream switches to its larger buffer.
+func TestBodyAlreadyBuffered(t *testing.T) {
+	mx := fakemx.Start(t, "127.0.0.1:0")
+	tp := relayProxy(t, mx.Addr(), Options{})
+	c := dialFrom(t, "127.0.0.1", tp.addr)
+	c.steps([2]string{"", "220 fakemx.test ESMTP Service Ready"}, [2]string{"EHLO relay.example.org", mxEHLO})
+	body := "Subject: eager\r\n\r\n" + strings.Repeat("0123456789abcdef\r\n", 2000)
+	c.send("MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n" + body + ".\r\nQUIT\r\n")
+	var got []string
+	for range 5 {
+		got = append(got, c.reply())
+	}
+	want := []string{"250 2.0.0 Roger, accepting mail from <a@example.org>", "250 2.0.0 I'll make sure <b@example.net> gets this",
+		"354 Go ahead. End your data with <CR><LF>.<CR><LF>", "250 2.0.0 OK: queued", "221 2.0.0 Bye"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("replies (-want +got):\n%s", diff)
+	}
+	msgs, err := mx.WaitFor(1, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(msgs[0].Data) != body {
+		t.Errorf("body changed: got %d octets, want %d", len(msgs[0].Data), len(body))
+	}
+}
+
 // corpus are messages whose bytes must arrive unchanged. fakemx keeps the
 // unstuffed message; the client sends it dot-stuffed.
 var corpus = map[string]string{
