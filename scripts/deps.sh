@@ -13,6 +13,8 @@ missing=()
 for cmd in "${!pkg[@]}"; do
 	command -v "$cmd" >/dev/null 2>&1 || missing+=("${pkg[$cmd]}")
 done
+# swaks speaks IPv6 only with this Perl module (a mere "Recommends").
+perl -MIO::Socket::INET6 -e 1 >/dev/null 2>&1 || missing+=(libio-socket-inet6-perl)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
 	echo "missing packages (install as root, or run as root): ${missing[*]}" >&2
