@@ -2,11 +2,15 @@
 // the SMTP proxy can defer mail over a configured rate, and detects an
 // envelope sender that suddenly sends far above its own baseline.
 //
-// Windows are fixed calendar minutes (the minute of t, as in the store's
-// per-minute series): cheap, exact to reason about, and at worst twice the
-// limit across one minute boundary. Every type is safe for concurrent use
-// and holds one short mutex per call; time is always passed in, so tests
-// drive a fake clock.
+// Counter limits over a sliding minute: the count of the current calendar
+// minute plus the previous minute's count weighted by the part of it that
+// is still inside the last 60 seconds. So a burst that straddles a minute
+// boundary meets the limit too (calendar windows would pass up to twice
+// it), with two integers of state per key.
+// Distinct counts per calendar minute (the minute of t, as in the store's
+// per-minute series). Every type is safe for concurrent use and holds one
+// short mutex per call; time is always passed in, so tests drive a fake
+// clock.
 package ratelimit
 
 import (
@@ -28,7 +32,33 @@ type Counter struct {
 
 type slot struct {
 	minute int64
-	n      int
+	n      int // events in minute
+	prev   int // events in minute-1
+}
+
+// advance moves s to minute m.
+func (s *slot) advance(m int64) {
+	switch {
+	case s.minute == m:
+	case s.minute == m-1:
+		s.minute, s.prev, s.n = m, s.n, 0
+	default:
+		s.minute, s.prev, s.n = m, 0, 0
+	}
+}
+
+// inWindow estimates the events in the 60 seconds before now: those of
+// the current minute and, of the previous minute's, the share of it that
+// is still inside the window (rounded to the nearest event).
+func (s slot) inWindow(now time.Time) int {
+	m := minuteOf(now)
+	if s.minute > m {
+		return s.n // a clock step back: be strict
+	}
+	s.advance(m)
+	const minute = int64(time.Minute)
+	left := minute - (now.UnixNano() - m*minute) // of the previous minute, in the window
+	return s.n + int((int64(s.prev)*left+minute/2)/minute)
 }
 
 // NewCounter returns an empty counter.
@@ -44,10 +74,21 @@ func (c *Counter) Count(key string, now time.Time) int {
 	return 0
 }
 
-// Allow reports whether key had fewer than limit events in the minute of
-// now; a limit of 0 or less always allows.
+// InWindow returns the events of key in the sliding minute before now
+// (see the package comment).
+func (c *Counter) InWindow(key string, now time.Time) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s, ok := c.m[key]; ok {
+		return s.inWindow(now)
+	}
+	return 0
+}
+
+// Allow reports whether key had fewer than limit events in the sliding
+// minute before now; a limit of 0 or less always allows.
 func (c *Counter) Allow(key string, limit int, now time.Time) bool {
-	return limit <= 0 || c.Count(key, now) < limit
+	return limit <= 0 || c.InWindow(key, now) < limit
 }
 
 // Add counts n events of key in the minute of now and returns the new count.
@@ -62,7 +103,7 @@ func (c *Counter) addLocked(key string, n int, m int64) int {
 	if !ok {
 		if len(c.m) >= maxKeys {
 			for k, s := range c.m {
-				if s.minute != m {
+				if s.minute < m-1 {
 					delete(c.m, k)
 				}
 			}
@@ -70,24 +111,23 @@ func (c *Counter) addLocked(key string, n int, m int64) int {
 		s = &slot{minute: m}
 		c.m[key] = s
 	}
-	if s.minute != m {
-		s.minute, s.n = m, 0
+	if s.minute < m {
+		s.advance(m)
 	}
 	s.n += n
 	return s.n
 }
 
 // TakeIfAllowed counts one event of key unless key already had limit
-// events in the minute of now; it reports whether the event was counted.
-// A limit of 0 or less always counts.
+// events in the sliding minute before now; it reports whether the event
+// was counted. A limit of 0 or less always counts.
 func (c *Counter) TakeIfAllowed(key string, limit int, now time.Time) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	m := minuteOf(now)
-	if s, ok := c.m[key]; ok && limit > 0 && s.minute == m && s.n >= limit {
+	if s, ok := c.m[key]; ok && limit > 0 && s.inWindow(now) >= limit {
 		return false
 	}
-	c.addLocked(key, 1, m)
+	c.addLocked(key, 1, minuteOf(now))
 	return true
 }
 

@@ -20,17 +20,57 @@ func TestCounter(t *testing.T) {
 	if !c.TakeIfAllowed("other", 3, t0) {
 		t.Errorf("another key = false, want true")
 	}
-	if !c.TakeIfAllowed("r", 3, t0.Add(time.Minute)) {
-		t.Errorf("next minute = false, want true")
+	// The window slides: at the minute boundary the three are still in it;
+	// 20 s later a third of the previous minute has left it (3 -> 2).
+	if c.TakeIfAllowed("r", 3, t0.Add(time.Minute)) {
+		t.Errorf("at the minute boundary = true, want false (three in the last 60 s)")
+	}
+	if !c.TakeIfAllowed("r", 3, t0.Add(80*time.Second)) {
+		t.Errorf("20 s into the next minute = false, want true")
+	}
+	if c.TakeIfAllowed("r", 3, t0.Add(81*time.Second)) {
+		t.Errorf("a second one 21 s into the next minute = true, want false")
 	}
 	if got := c.Count("r", t0.Add(time.Minute)); got != 1 {
 		t.Errorf("Count = %d, want 1", got)
+	}
+	if !c.TakeIfAllowed("r", 3, t0.Add(3*time.Minute)) {
+		t.Errorf("two minutes later = false, want true")
 	}
 	if !c.Allow("r", 0, t0) || !c.TakeIfAllowed("r", 0, t0) {
 		t.Errorf("limit 0 = not allowed, want unlimited")
 	}
 	if got := c.Add("s", 5, t0); got != 5 || c.Allow("s", 5, t0) {
 		t.Errorf("Add = %d, Allow after 5 of 5 = true; want 5, false", got)
+	}
+}
+
+// TestCounterAcrossBoundary: a burst that straddles a minute boundary is
+// held to the limit within any 60 seconds (calendar windows would let
+// twice the limit through).
+func TestCounterAcrossBoundary(t *testing.T) {
+	c := NewCounter()
+	start := t0.Add(50 * time.Second)
+	passed := 0
+	for i := range 40 { // one attempt every half second, 20 s
+		if c.TakeIfAllowed("r", 5, start.Add(time.Duration(i)*500*time.Millisecond)) {
+			passed++
+		}
+	}
+	// The estimate spreads the previous minute's five evenly over it, so
+	// one more may pass before the twentieth second; never the ten that
+	// calendar windows let through.
+	if passed < 5 || passed > 6 {
+		t.Errorf("%d of 40 attempts in 20 s across a minute boundary passed a limit of 5; want 5 or 6", passed)
+	}
+	// Sixty seconds of steady attempts after that: about the limit again.
+	for i := range 120 {
+		if c.TakeIfAllowed("r", 5, start.Add(20*time.Second+time.Duration(i)*500*time.Millisecond)) {
+			passed++
+		}
+	}
+	if passed < 9 || passed > 11 {
+		t.Errorf("%d passed over 80 s at a limit of 5 per minute; want 9-11", passed)
 	}
 }
 
