@@ -529,7 +529,10 @@ func (s *server) postLogin(c *gin.Context) {
 		if !found {
 			// Same work for an unknown user, so that timing does not
 			// tell which usernames exist.
-			hash = s.dummyHash
+			if hash, err = s.dummyHash(); err != nil {
+				s.pageError(c, http.StatusInternalServerError, "password hash", err)
+				return
+			}
 		}
 		match, err := checkPassword(hash, password)
 		if err != nil {

@@ -13,6 +13,7 @@ import (
 	"path"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -76,7 +77,7 @@ type server struct {
 	certs      *certStore
 
 	argon        argonParams
-	dummyHash    string // checked for unknown usernames (equal timing)
+	dummyHash    func() (string, error) // checked for unknown usernames (equal timing)
 	userThrottle *throttle
 	ipThrottle   *throttle
 	templates    map[string]*template.Template
@@ -138,13 +139,15 @@ func NewRouter(d Deps) *gin.Engine {
 	if d.argon != nil {
 		s.argon = *d.argon
 	}
-	dummy, err := hashPassword(s.argon, "relaygate dummy password for unknown users")
-	if err != nil {
-		panic(err)
-	}
-	s.dummyHash = dummy
+	// Computed at the first login with an unknown name, not at start: an
+	// argon2id hash takes its 64 MiB and a fraction of a second of CPU.
+	argon := s.argon
+	s.dummyHash = sync.OnceValues(func() (string, error) {
+		return hashPassword(argon, "relaygate dummy password for unknown users")
+	})
 	s.userThrottle = newThrottle(s.now, userMaxFails, failWindow, lockoutFor)
 	s.ipThrottle = newThrottle(s.now, ipMaxFails, failWindow, lockoutFor)
+	var err error
 	if s.templates, err = parseTemplates(); err != nil {
 		panic(err)
 	}
