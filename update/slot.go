@@ -52,12 +52,14 @@ func CurrentSlot(cmdline string) (Slot, error) {
 // Entry is a unified kernel image on the ESP, EFI/Linux/relaygate-VERSION-SLOT.efi,
 // optionally with systemd-boot's boot counter: relaygate-VERSION-SLOT+LEFT[-DONE].efi.
 type Entry struct {
-	File    string // file name as found
-	Version string
-	Slot    Slot
-	Counted bool // has a +LEFT[-DONE] counter (not yet blessed, or bad when Left is 0)
-	Left    int
-	Done    int
+	File    string `json:"file"` // file name as found
+	Version string `json:"version"`
+	Slot    Slot   `json:"slot"`
+	// Counted: the entry has a +LEFT[-DONE] counter: not blessed yet (a
+	// trial), or bad when Left is 0.
+	Counted bool `json:"counted"`
+	Left    int  `json:"tries_left"`
+	Done    int  `json:"tries_done"`
 }
 
 // ID is systemd-boot's identifier of the entry: the file name without the
