@@ -62,8 +62,10 @@ type Entry struct {
 	Done    int  `json:"tries_done"`
 }
 
-// ID is systemd-boot's identifier of the entry: the file name without the
-// boot counter (what bootctl set-oneshot and set-default take).
+// ID is the entry's file name without the boot counter: its name once
+// blessed, what LoaderEntryDefault names for a good entry. (systemd-boot 252,
+// the image's, identifies an entry by its file name as it is now, counter
+// included: a trial entry's one-shot names its file, see Updater.Apply.)
 func (e Entry) ID() string { return "relaygate-" + e.Version + "-" + string(e.Slot) + ".efi" }
 
 // EntryFile names a new entry for version on slot with tries boot attempts
