@@ -74,6 +74,7 @@ pids=()  # dnsmasq, labmx
 # processes left in our namespaces), then the namespaces themselves.
 cleanup() {
 	local rc=$? ns
+	: >"$work/vm-stop"
 	[ -n "$qemu_pid" ] && kill "$qemu_pid" 2>/dev/null
 	[ "${#pids[@]}" -gt 0 ] && kill "${pids[@]}" 2>/dev/null
 	# QEMU takes a moment to exit on SIGTERM; then anything left in our
@@ -152,27 +153,39 @@ serial_off=0
 slog() { tail -c +$((serial_off + 1)) "$serial" | tr -d '\r'; }
 # mark_reboot: from now on, only what the serial console prints next counts.
 mark_reboot() { serial_off=$(stat -c %s "$serial"); }
+# The VM runs with -no-reboot: a reboot of the guest (an update's trial
+# boot, a failed trial) ends QEMU, and the loop here starts it again on the
+# same disk and EFI variables, as firmware does after a reset. (OVMF's own
+# warm reset takes two minutes under TCG; a fresh start takes seconds.) The
+# serial log is appended to across these restarts; $qemu_pid is the loop's.
 boot() {
 	: >"$serial"
 	serial_off=0
-	# Not through x(): a backgrounded function would be a subshell, and $!
-	# must be QEMU itself (ip netns exec execs it).
-	ip netns exec "$P-vm" qemu-system-x86_64 -accel tcg -cpu max -machine q35 -smp 2 -m 1024 \
-		-drive if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd \
-		-drive if=pflash,format=raw,file="$work/vars.fd" \
-		-drive file="$disk",if=virtio,format=qcow2 \
-		-netdev tap,id=nw,ifname=tap-wan,script=no,downscript=no \
-		-device virtio-net-pci,netdev=nw,mac=52:54:00:77:00:03,addr=0x5 \
-		-netdev tap,id=nm,ifname=tap-mgmt,script=no,downscript=no \
-		-device virtio-net-pci,netdev=nm,mac=52:54:00:77:00:01,addr=0x3 \
-		-netdev tap,id=nl,ifname=tap-lan,script=no,downscript=no \
-		-device virtio-net-pci,netdev=nl,mac=52:54:00:77:00:02,addr=0x4 \
-		-display none -serial file:"$serial" -monitor none \
-		>"$work/qemu.log" 2>&1 &
+	rm -f "$work/vm-stop"
+	(
+		while :; do
+			ip netns exec "$P-vm" qemu-system-x86_64 -accel tcg -cpu max -machine q35 -smp 2 -m 1024 -no-reboot \
+				-drive if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd \
+				-drive if=pflash,format=raw,file="$work/vars.fd" \
+				-drive file="$disk",if=virtio,format=qcow2 \
+				-netdev tap,id=nw,ifname=tap-wan,script=no,downscript=no \
+				-device virtio-net-pci,netdev=nw,mac=52:54:00:77:00:03,addr=0x5 \
+				-netdev tap,id=nm,ifname=tap-mgmt,script=no,downscript=no \
+				-device virtio-net-pci,netdev=nm,mac=52:54:00:77:00:01,addr=0x3 \
+				-netdev tap,id=nl,ifname=tap-lan,script=no,downscript=no \
+				-device virtio-net-pci,netdev=nl,mac=52:54:00:77:00:02,addr=0x4 \
+				-chardev file,id=ser0,path="$serial",append=on -serial chardev:ser0 \
+				-display none -monitor none >>"$work/qemu.log" 2>&1 || exit
+			[ -e "$work/vm-stop" ] && exit 0
+			echo "image-test: the guest rebooted; QEMU started again" >>"$work/qemu.log"
+		done
+	) &
 	qemu_pid=$!
 }
+# stop_vm: pull the plug (no shutdown).
 stop_vm() {
-	kill "$qemu_pid" 2>/dev/null || true
+	: >"$work/vm-stop"
+	ip netns pids "$P-vm" 2>/dev/null | xargs -r kill 2>/dev/null || true
 	wait "$qemu_pid" 2>/dev/null || true
 	qemu_pid=""
 }
