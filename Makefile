@@ -23,10 +23,21 @@ labtools:
 	$(GO) build -o $(BIN)/labmx ./internal/testutil/labmx
 
 ## test: lint, then every test; the integration tests run in network namespaces when root;
-## then each fuzz target of the parsers of untrusted input for FUZZTIME
+## then each fuzz target of the parsers of untrusted input for FUZZTIME; then, when root,
+## the appliance image is built and booted in QEMU (test-image)
 test: deps lint build labtools
 	RELAYGATE_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 30m ./...
 	$(MAKE) --no-print-directory fuzz
+	$(MAKE) --no-print-directory test-image
+
+## test-image: make image, then make image-test, when root (CI runs as root); skipped otherwise
+test-image:
+	@if [ "$$(id -u)" != 0 ]; then \
+	  echo "make test: SKIPPING make image and make image-test: they need root (debootstrap, chroot, network namespaces, QEMU)"; \
+	else \
+	  $(MAKE) --no-print-directory VERSION=$(VERSION) image && \
+	  $(MAKE) --no-print-directory VERSION=$(VERSION) image-test; \
+	fi
 
 FUZZTIME ?= 10s
 FUZZ_TARGETS := smtpproxy:FuzzParseCommand smtpproxy:FuzzReadReply smtpproxy:FuzzDataScanner \
@@ -64,7 +75,7 @@ deps:
 clean:
 	rm -rf $(BIN) dist .lab
 
-.PHONY: image image-test
+.PHONY: image image-test test-image
 
 ## image: the bootable appliance disk (raw, qcow2) and update bundle in dist/ (root; see image/build.sh)
 image: build

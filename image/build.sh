@@ -18,7 +18,9 @@
 #
 # Environment: VERSION (default: git describe), MIRROR (default: the Debian
 # mirror apt uses), BIN (the appliance binary, default bin/appliance), DIST
-# (output directory, default dist/).
+# (output directory, default dist/), BUNDLE_ONLY=1 (only the update bundle
+# and its checksum: no disk images; the image test builds its second
+# version this way).
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -154,55 +156,57 @@ uki() {
 uki a "$work/uki-a.efi"
 uki b "$work/uki-b.efi"
 
-# ESP: systemd-boot finds UKIs in EFI/Linux by itself. editor no: nobody can
-# change the kernel command line (init=/bin/sh) at the boot menu.
-log "stage 2: ESP"
-esp_mib=128
-mkfs.vfat -F 32 -n ESP -C "$work/esp.fs" $((esp_mib * 1024)) >/dev/null
-printf 'timeout 2\neditor no\nconsole-mode keep\n' >"$work/loader.conf"
-export MTOOLS_SKIP_CHECK=1
-mmd -i "$work/esp.fs" ::/EFI ::/EFI/BOOT ::/EFI/systemd ::/EFI/Linux ::/loader
-mcopy -i "$work/esp.fs" "$sdboot" ::/EFI/BOOT/BOOTX64.EFI
-mcopy -i "$work/esp.fs" "$sdboot" ::/EFI/systemd/systemd-bootx64.efi
-mcopy -i "$work/esp.fs" "$work/loader.conf" ::/loader/loader.conf
-mcopy -i "$work/esp.fs" "$work/uki-a.efi" "::/EFI/Linux/relaygate-$VERSION-a.efi"
-
-# Data partition: empty ext4 (first boot writes the configuration).
-data_mib=256
-mkdir -p "$work/data-empty"
-mkfs.ext4 -q -L data -E root_owner=0:0 -d "$work/data-empty" "$work/data.fs" ${data_mib}M
-
-# GPT, assembled without mounts: sfdisk on the file, dd each partition at its
-# start. Root slots have room for growth of the erofs image.
-log "stage 2: disk"
-root_mib=512
 img=$dist/relaygate-$VERSION-amd64.img
-rm -f "$img"
-truncate -s $((1 + esp_mib + 2 * root_mib + data_mib + 1))M "$img"
-sfdisk --quiet "$img" <<GPT
+qcow=$dist/relaygate-$VERSION-amd64.qcow2
+rootfs_bytes=$(stat -c %s "$work/root.erofs")
+root_mib=512
+[ "$rootfs_bytes" -le $((root_mib * 1048576)) ] || { echo "image: root.erofs ($rootfs_bytes bytes) exceeds the ${root_mib} MiB slot" >&2; exit 1; }
+if [ "${BUNDLE_ONLY:-0}" != 1 ]; then
+	# ESP: systemd-boot finds UKIs in EFI/Linux by itself. editor no: nobody can
+	# change the kernel command line (init=/bin/sh) at the boot menu.
+	log "stage 2: ESP"
+	esp_mib=128
+	mkfs.vfat -F 32 -n ESP -C "$work/esp.fs" $((esp_mib * 1024)) >/dev/null
+	printf 'timeout 2\neditor no\nconsole-mode keep\n' >"$work/loader.conf"
+	export MTOOLS_SKIP_CHECK=1
+	mmd -i "$work/esp.fs" ::/EFI ::/EFI/BOOT ::/EFI/systemd ::/EFI/Linux ::/loader
+	mcopy -i "$work/esp.fs" "$sdboot" ::/EFI/BOOT/BOOTX64.EFI
+	mcopy -i "$work/esp.fs" "$sdboot" ::/EFI/systemd/systemd-bootx64.efi
+	mcopy -i "$work/esp.fs" "$work/loader.conf" ::/loader/loader.conf
+	mcopy -i "$work/esp.fs" "$work/uki-a.efi" "::/EFI/Linux/relaygate-$VERSION-a.efi"
+
+	# Data partition: empty ext4 (first boot writes the configuration).
+	data_mib=256
+	mkdir -p "$work/data-empty"
+	mkfs.ext4 -q -L data -E root_owner=0:0 -d "$work/data-empty" "$work/data.fs" ${data_mib}M
+
+	# GPT, assembled without mounts: sfdisk on the file, dd each partition at its
+	# start. Root slots have room for growth of the erofs image.
+	log "stage 2: disk"
+	rm -f "$img"
+	truncate -s $((1 + esp_mib + 2 * root_mib + data_mib + 1))M "$img"
+	sfdisk --quiet "$img" <<GPT
 label: gpt
 start=2048, size=${esp_mib}MiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name="esp"
 size=${root_mib}MiB, type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709, name="root-a"
 size=${root_mib}MiB, type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709, name="root-b"
 type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name="data"
 GPT
-rootfs_bytes=$(stat -c %s "$work/root.erofs")
-[ "$rootfs_bytes" -le $((root_mib * 1048576)) ] || { echo "image: root.erofs ($rootfs_bytes bytes) exceeds the ${root_mib} MiB slot" >&2; exit 1; }
-put() { # put PARTNUM FILE
-	local s
-	s=$(sfdisk -d "$img" | awk -v p="$img$1" '$1 == p { sub(/,/, "", $4); print $4 }')
-	[ $((s % 2048)) = 0 ] || { echo "image: partition $1 not MiB-aligned" >&2; exit 1; }
-	dd if="$2" of="$img" bs=1M seek=$((s / 2048)) conv=notrunc,sparse status=none
-}
-put 1 "$work/esp.fs"
-put 2 "$work/root.erofs"
-put 4 "$work/data.fs"
+	put() { # put PARTNUM FILE
+		local s
+		s=$(sfdisk -d "$img" | awk -v p="$img$1" '$1 == p { sub(/,/, "", $4); print $4 }')
+		[ $((s % 2048)) = 0 ] || { echo "image: partition $1 not MiB-aligned" >&2; exit 1; }
+		dd if="$2" of="$img" bs=1M seek=$((s / 2048)) conv=notrunc,sparse status=none
+	}
+	put 1 "$work/esp.fs"
+	put 2 "$work/root.erofs"
+	put 4 "$work/data.fs"
 
-log "stage 2: qcow2"
-qcow=$dist/relaygate-$VERSION-amd64.qcow2
-rm -f "$qcow"
-qemu-img convert -c -O qcow2 -o compression_type=zstd "$img" "$qcow" 2>/dev/null ||
-	qemu-img convert -c -O qcow2 "$img" "$qcow"
+	log "stage 2: qcow2"
+	rm -f "$qcow"
+	qemu-img convert -c -O qcow2 -o compression_type=zstd "$img" "$qcow" 2>/dev/null ||
+		qemu-img convert -c -O qcow2 "$img" "$qcow"
+fi
 
 # Update bundle: a gzip tar of manifest (first), root.erofs and one UKI per
 # slot, with the sha256 of each file in the manifest and of the whole bundle
@@ -226,5 +230,9 @@ tar -C "$b" --owner=0 --group=0 --numeric-owner -cf - manifest root.erofs uki-a.
 (cd "$dist" && sha256sum "${bundle##*/}" >"${bundle##*/}.sha256")
 
 log "done, version $VERSION:"
-ls -l "$img" "$qcow" "$bundle" "$bundle.sha256" | awk '{printf "  %6d MiB  %s\n", $5/1048576, $9}'
-echo "  raw image allocated: $(du -m "$img" | cut -f1) MiB; root fs: $((rootfs_bytes / 1048576)) MiB"
+if [ "${BUNDLE_ONLY:-0}" != 1 ]; then
+	ls -l "$img" "$qcow" "$bundle" "$bundle.sha256" | awk '{printf "  %6d MiB  %s\n", $5/1048576, $9}'
+	echo "  raw image allocated: $(du -m "$img" | cut -f1) MiB; root fs: $((rootfs_bytes / 1048576)) MiB"
+else
+	ls -l "$bundle" "$bundle.sha256" | awk '{printf "  %6d MiB  %s\n", $5/1048576, $9}'
+fi

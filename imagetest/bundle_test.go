@@ -70,7 +70,7 @@ func TestBundleApplies(t *testing.T) {
 		t.Fatalf("Apply(%s): %v", path, err)
 	}
 	t.Logf("applied %s: %+v", filepath.Base(path), res)
-	if res.Slot != update.SlotB || oneshot != "relaygate-"+res.Version+"-b.efi" {
+	if res.Slot != update.SlotB || oneshot != res.Entry {
 		t.Fatalf("result %+v, oneshot %q", res, oneshot)
 	}
 	// The erofs superblock magic (0xE0F5E1E2, little endian) at offset 1024.

@@ -52,16 +52,20 @@ func CurrentSlot(cmdline string) (Slot, error) {
 // Entry is a unified kernel image on the ESP, EFI/Linux/relaygate-VERSION-SLOT.efi,
 // optionally with systemd-boot's boot counter: relaygate-VERSION-SLOT+LEFT[-DONE].efi.
 type Entry struct {
-	File    string // file name as found
-	Version string
-	Slot    Slot
-	Counted bool // has a +LEFT[-DONE] counter (not yet blessed, or bad when Left is 0)
-	Left    int
-	Done    int
+	File    string `json:"file"` // file name as found
+	Version string `json:"version"`
+	Slot    Slot   `json:"slot"`
+	// Counted: the entry has a +LEFT[-DONE] counter: not blessed yet (a
+	// trial), or bad when Left is 0.
+	Counted bool `json:"counted"`
+	Left    int  `json:"tries_left"`
+	Done    int  `json:"tries_done"`
 }
 
-// ID is systemd-boot's identifier of the entry: the file name without the
-// boot counter (what bootctl set-oneshot and set-default take).
+// ID is the entry's file name without the boot counter: its name once
+// blessed, what LoaderEntryDefault names for a good entry. (systemd-boot 252,
+// the image's, identifies an entry by its file name as it is now, counter
+// included: a trial entry's one-shot names its file, see Updater.Apply.)
 func (e Entry) ID() string { return "relaygate-" + e.Version + "-" + string(e.Slot) + ".efi" }
 
 // EntryFile names a new entry for version on slot with tries boot attempts

@@ -33,10 +33,13 @@ type Updater struct {
 	// Arch must match the bundle's arch.
 	Arch string
 	// Tries is systemd-boot's boot counter for a new entry: the trial boots
-	// before it is marked bad.
+	// before it is marked bad. The image uses 1: a trial that fails (or is
+	// cut short) marks the entry bad, so the next boot is the previous
+	// version's whatever the firmware's default entry says.
 	Tries int
-	// SetOneShot makes the next boot (only) use the entry with this ID;
-	// default: bootctl set-oneshot.
+	// SetOneShot makes the next boot (only) use the entry with this
+	// identifier (the new entry's file name, counter included, as
+	// systemd-boot 252 names entries); default: bootctl set-oneshot.
 	SetOneShot func(ctx context.Context, id string) error
 	Log        *slog.Logger
 
@@ -50,7 +53,7 @@ func New(log *slog.Logger) *Updater {
 		PartitionDir: "/dev/disk/by-partlabel",
 		ESP:          "/efi",
 		Arch:         "amd64",
-		Tries:        3,
+		Tries:        1,
 		SetOneShot:   bootctlOneShot,
 		Log:          log,
 	}
@@ -238,9 +241,8 @@ func (u *Updater) Apply(ctx context.Context, r io.Reader, wantSHA256 string) (*R
 		return nil, fmt.Errorf("install boot entry: %w", err)
 	}
 	syncDir(u.entryDir())
-	e, _ := ParseEntry(name)
 	if u.SetOneShot != nil {
-		if err := u.SetOneShot(ctx, e.ID()); err != nil {
+		if err := u.SetOneShot(ctx, name); err != nil {
 			return nil, err
 		}
 	}

@@ -136,7 +136,7 @@ func TestApplyWritesInactiveSlot(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(u.entryDir(), ".relaygate-update.tmp")); !os.IsNotExist(err) {
 		t.Fatal("temporary file left on the ESP")
 	}
-	if !slices.Equal(*oneshots, []string{"relaygate-1.1-b.efi"}) {
+	if !slices.Equal(*oneshots, []string{"relaygate-1.1-b+3.efi"}) {
 		t.Fatalf("oneshot %v", *oneshots)
 	}
 }

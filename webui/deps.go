@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/netip"
 	"time"
+
+	"github.com/relaygate/relaygate/mgmtnet"
 )
 
 // ErrNotFound is what implementations of the interfaces below wrap when
@@ -135,6 +137,17 @@ type System interface {
 	// Reboot restarts the appliance; it returns once the reboot is
 	// scheduled.
 	Reboot(ctx context.Context) error
+}
+
+// ManagementNetwork is the management port's addressing: DHCP or a static
+// address (data_dir/management.conf, applied by the appliance image).
+type ManagementNetwork interface {
+	// Load returns the settings in force (DHCP when none were saved).
+	Load() (mgmtnet.Settings, error)
+	// Save validates the settings (an error of type mgmtnet.FieldErrors
+	// names each bad field; nothing is saved then), saves them atomically
+	// and applies them where the appliance image's hook exists.
+	Save(ctx context.Context, s mgmtnet.Settings) (*mgmtnet.Result, error)
 }
 
 // SeenHost is what passive inspection learned about a client address that

@@ -616,7 +616,8 @@ func (s *server) pageSystem(c *gin.Context) {
 }
 
 // systemPage renders the system page with status; extra carries a
-// form's error ("RestoreError", "CertError").
+// form's error ("RestoreError", "CertError", "UpdateError", "NetworkError")
+// and what the network form held ("NetworkForm", "NetworkErrors").
 func (s *server) systemPage(c *gin.Context, status int, extra gin.H) {
 	ctx, cancel := s.ctx(c)
 	defer cancel()
@@ -628,11 +629,24 @@ func (s *server) systemPage(c *gin.Context, status int, extra gin.H) {
 		p.Notice = p.M["cert_replaced"]
 	case c.Query("updating") == "1":
 		p.Notice = p.M["firmware_started"]
+	case c.Query("network") == "applied":
+		p.Notice = p.M["net_applied"]
+	case c.Query("network") == "saved":
+		p.Notice = p.M["net_saved"]
 	}
 	data := gin.H{"Status": s.statusNow(ctx), "Config": s.config.Current(), "CanReboot": s.system != nil,
-		"CanUpdate": s.update != nil, "RestoreError": "", "CertError": "", "UpdateError": "", "Cert": nil}
+		"CanUpdate": s.update != nil, "RestoreError": "", "CertError": "", "UpdateError": "", "Cert": nil,
+		"CanNetwork": s.network != nil, "NetworkError": "", "NetworkErrors": map[string]string{}, "NetworkForm": networkForm{Mode: "dhcp"}}
 	if s.certs != nil {
 		data["Cert"] = s.certs.info()
+	}
+	if s.network != nil {
+		// The form starts from the settings in force.
+		if st, err := s.network.Load(); err != nil {
+			s.log.Error("load management network", "err", err)
+		} else {
+			data["NetworkForm"] = networkForm{Mode: string(st.Mode), Address: st.Address, Gateway: st.Gateway, DNS: st.DNS}
+		}
 	}
 	for k, v := range extra {
 		data[k] = v

@@ -2,6 +2,7 @@ package webui
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -134,6 +135,7 @@ func (s *server) apiUpdate(c *gin.Context) {
 		return
 	}
 	if c.Request.Method == http.MethodPost {
+		s.allowLongUpload(c)
 		s.audit(c, "", "system.update", "firmware bundle uploaded")
 	}
 	s.update.ServeHTTP(c.Writer, c.Request)
@@ -158,6 +160,7 @@ func (s *server) postUpdate(c *gin.Context) {
 		show(http.StatusNotImplemented, s.msg(c, "firmware_help"))
 		return
 	}
+	s.allowLongUpload(c)
 	sum := strings.ToLower(strings.TrimSpace(c.PostForm("sha256")))
 	if len(sum) != 64 || strings.Trim(sum, "0123456789abcdef") != "" {
 		show(http.StatusBadRequest, "sha256: want the 64 hex digits of the bundle's .sha256 file")
@@ -188,4 +191,20 @@ func (s *server) postUpdate(c *gin.Context) {
 		return
 	}
 	c.Redirect(http.StatusSeeOther, "/system?updating=1")
+}
+
+// updateTimeout bounds reading and applying a firmware bundle: hundreds of
+// MiB streamed to the slot partition, on a slow box or link. The server's
+// ReadTimeout and WriteTimeout are for ordinary requests.
+const updateTimeout = 30 * time.Minute
+
+// allowLongUpload lifts the connection's read and write deadlines for this
+// request (HTTP/1.1 and HTTP/2 alike) to updateTimeout from now.
+func (s *server) allowLongUpload(c *gin.Context) {
+	rc := http.NewResponseController(c.Writer)
+	deadline := time.Now().Add(updateTimeout)
+	if err := errors.Join(rc.SetReadDeadline(deadline), rc.SetWriteDeadline(deadline)); err != nil &&
+		!errors.Is(err, http.ErrNotSupported) {
+		s.log.Warn("extend deadlines for a firmware upload", "err", err)
+	}
 }

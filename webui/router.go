@@ -74,6 +74,7 @@ type server struct {
 	reputation Reputation
 	alerts     AlertTester
 	update     http.Handler
+	network    ManagementNetwork
 	certs      *certStore
 
 	argon        argonParams
@@ -89,8 +90,8 @@ type server struct {
 // Browser pages (session cookie; state changes are POST with the CSRF
 // token): /setup and /login (no session), / (dashboard), /hosts,
 // /hosts/{addr}, /events, /policy (relays, mode, limits), /system (backup,
-// restore, reboot), /audit, /tokens, /account; static assets under
-// /static and /vendor.
+// restore, reboot, management address, firmware), /audit, /tokens,
+// /account; static assets under /static and /vendor.
 //
 // JSON API under /api/v1 (bearer token or session cookie plus
 // X-CSRF-Token for changes):
@@ -101,6 +102,7 @@ type server struct {
 //	POST   /tokens                      DELETE /tokens/{id}
 //	POST   /system/reboot, /system/certificate
 //	GET    /system/update               POST /system/update (firmware bundle)
+//	GET    /system/network              PUT /system/network (management address)
 //	GET    /reputation                  POST /reputation/check, /alerts/test?channel=
 //	GET    /metrics (outside /api/v1, same credentials)
 //
@@ -134,7 +136,7 @@ func NewRouter(d Deps) *gin.Engine {
 	}
 	s.admins, s.auditLog, s.tokenAdmin, s.series = d.Admins, d.Audit, d.TokenAdmin, d.Series
 	s.evidence, s.system, s.inventory, s.certs = d.Evidence, d.System, d.Inventory, d.certs
-	s.reputation, s.alerts, s.update = d.Reputation, d.Alerts, d.Update
+	s.reputation, s.alerts, s.update, s.network = d.Reputation, d.Alerts, d.Update, d.Network
 	s.argon = defaultArgon
 	if d.argon != nil {
 		s.argon = *d.argon
@@ -197,6 +199,7 @@ func NewRouter(d Deps) *gin.Engine {
 	ui.POST("/system/reboot", s.postReboot)
 	ui.POST("/system/certificate", s.postCertificate)
 	ui.POST("/system/update", s.postUpdate)
+	ui.POST("/system/network", s.postNetwork)
 	ui.GET("/reputation", s.pageReputation)
 	ui.POST("/reputation/check", s.postReputationCheck)
 	ui.POST("/reputation/alerts/test", s.postAlertTest)
@@ -232,6 +235,8 @@ func NewRouter(d Deps) *gin.Engine {
 	api.GET("/system/update", s.apiUpdate)
 	api.POST("/system/update", s.apiUpdate)
 	api.POST("/system/certificate", s.apiCertificate)
+	api.GET("/system/network", s.getNetwork)
+	api.PUT("/system/network", s.putNetwork)
 
 	if s.metrics != nil {
 		r.GET("/metrics", s.requireAuth, gin.WrapH(s.metrics))

@@ -170,6 +170,9 @@ type Deps struct {
 	// Update is the firmware update API (GET status, POST bundle), mounted
 	// at /api/v1/system/update; nil answers 501.
 	Update http.Handler
+	// Network is the management port's addressing (GET/PUT
+	// /api/v1/system/network and the System page's form); nil answers 501.
+	Network ManagementNetwork
 	// Console receives the one-time setup token line at start (Serve);
 	// nil means os.Stderr.
 	Console io.Writer

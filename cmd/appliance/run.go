@@ -20,6 +20,7 @@ import (
 	"github.com/relaygate/relaygate/config"
 	"github.com/relaygate/relaygate/event"
 	"github.com/relaygate/relaygate/inspect"
+	"github.com/relaygate/relaygate/mgmtnet"
 	"github.com/relaygate/relaygate/reputation"
 	"github.com/relaygate/relaygate/smtpproxy"
 	"github.com/relaygate/relaygate/store"
@@ -142,7 +143,14 @@ func runDaemon(ctx context.Context, path, logFormat string, stderr io.Writer) er
 
 	deps := d.webDeps(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	deps.Reputation, deps.Alerts = d.reputation, d.alerter
-	deps.Update = updateHandler(log)
+	reboot := &rebooter{log: log, delay: 2 * time.Second}
+	deps.Update = updateHandler(log, reboot)
+	if onApplianceImage() {
+		deps.System = reboot
+	}
+	mgmt := mgmtnet.NewFile(cfg.DataDir)
+	mgmt.Logf = func(format string, args ...any) { log.Error("management address", "err", fmt.Sprintf(format, args...)) }
+	deps.Network = mgmt
 	if d.inspect != nil {
 		deps.Evidence = webEvidence(d.inspect)
 		deps.Inventory = inspectInventory{d.inspect}
