@@ -362,8 +362,15 @@ func build(conn *nftables.Conn, r ruleset, withAlive bool, g guardFamily) error 
 		Name: "prerouting", Table: inT, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityMangle,
 	})
+	// Packets of the proxy's own connections go to their socket. A new
+	// connection (SYN) does not: it may meet a TIME_WAIT socket of the
+	// proxy's that a client reopens with the same ports (a relay walking
+	// its port range toward one MX), which is "transparent" too; handed to
+	// TCP as it is, that socket would answer with an ACK and the client
+	// would stall a second for its SYN retransmission. tproxy below
+	// reopens it onto the listener instead.
 	conn.AddRule(&nftables.Rule{Table: inT, Chain: inChain, Exprs: join(
-		ifname(r.Bridge), tcp(),
+		ifname(r.Bridge), tcp(), newConn(expr.CmpOpNeq),
 		[]expr.Any{
 			&expr.Socket{Key: expr.SocketKeyTransparent, Register: 1},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{1}},
@@ -380,6 +387,16 @@ func build(conn *nftables.Conn, r ruleset, withAlive bool, g guardFamily) error 
 			setMark(DivertMark), []expr.Any{accept()})})
 	}
 	return nil
+}
+
+// newConn matches "tcp flags & (syn|ack) == syn" (op CmpOpEq: the first
+// packet of a connection) or "!= syn" (CmpOpNeq: any other); after tcp().
+func newConn(op expr.CmpOp) []expr.Any {
+	return []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{0x12}, Xor: []byte{0}},
+		&expr.Cmp{Op: op, Register: 1, Data: []byte{0x02}},
+	}
 }
 
 // refreshAlive queues the heartbeat: flush and re-add the element, because
@@ -432,12 +449,7 @@ func floodRules(conn *nftables.Conn, t *nftables.Table, add func([]expr.Any), po
 			&expr.Verdict{Kind: expr.VerdictDrop},
 		}
 	}
-	// tcp flags & (syn|ack) == syn: a new connection.
-	syn := []expr.Any{
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{0x12}, Xor: []byte{0}},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0x02}},
-	}
+	syn := newConn(expr.CmpOpEq)
 	notRelay := func(v6 bool, set *nftables.Set) []expr.Any {
 		e := saddrIn(v6, set)
 		e[1].(*expr.Lookup).Invert = true

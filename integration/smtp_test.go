@@ -18,6 +18,34 @@ import (
 
 const rejectText = "554 5.7.1 Direct SMTP from this host is not permitted. Send mail through the company mail server."
 
+// TestRelayReopensPort: a relay that opens a session with the source port
+// of one that just ended, while the box holds that connection in TIME_WAIT
+// (it closed first, after the 221), is served on its first SYN; the old
+// connection's TIME_WAIT socket must not answer it (with an ACK that costs
+// the relay a SYN retransmission, a second, for every such session).
+func TestRelayReopensPort(t *testing.T) {
+	startAppliance(t, "enforce", "")
+	for _, tc := range []struct{ name, relay, mx string }{
+		{"ipv4", lab.Relay4, lab.MX4},
+		{"ipv6", lab.Relay6, lab.MX6},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			out, err := theLab.Run(ctx, "relay", "python3", "testdata/reopen.py", tc.relay, tc.mx, "40025")
+			if err != nil {
+				t.Fatalf("two sessions from port 40025: %v\n%s", err, out)
+			}
+			if n := strings.Count(out, "221 "); n != 2 {
+				t.Errorf("%d sessions ended with 221, want 2:\n%s", n, out)
+			}
+			if !strings.Contains(out, "syn_retransmits=0") {
+				t.Errorf("the relay had to retransmit its SYN for the reopened connection:\n%s", out)
+			}
+		})
+	}
+}
+
 func TestEnforce(t *testing.T) {
 	a := startAppliance(t, "enforce", "")
 	for _, tc := range []struct {
