@@ -45,7 +45,7 @@ PIN=${PIN:-1}
 ncpu=$(nproc)
 if [ "$PIN" = 1 ] && [ "$ncpu" -ge 2 ]; then
 	HOST_CPUS=${HOST_CPUS:-0}
-	BOX_CPUS=${BOX_CPUS:-1-$((ncpu - 1))}
+	if [ "$ncpu" -eq 2 ]; then BOX_CPUS=${BOX_CPUS:-1}; else BOX_CPUS=${BOX_CPUS:-1-$((ncpu - 1))}; fi
 	onhost=(taskset -c "$HOST_CPUS")
 	onbox=(taskset -c "$BOX_CPUS")
 	cpus="hosts on CPU $HOST_CPUS, appliance on CPU $BOX_CPUS"
