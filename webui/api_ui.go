@@ -288,16 +288,26 @@ func (s *server) getTokens(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"tokens": toks})
 }
 
+// decodeJSONBody decodes a request body of at most limit octets into v,
+// refusing unknown fields; on failure it answers 400 with want (an example
+// body) and reports false.
+func decodeJSONBody(c *gin.Context, v any, limit int64, want string) bool {
+	dec := json.NewDecoder(io.LimitReader(c.Request.Body, limit))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		abortError(c, http.StatusBadRequest, fmt.Sprintf("invalid JSON body (want %s): %v", want, err))
+		return false
+	}
+	return true
+}
+
 // apiTokenCreate answers POST /api/v1/tokens {"name": "..."} with
 // {"name", "token"}; the token is shown this once.
 func (s *server) apiTokenCreate(c *gin.Context) {
 	var req struct {
 		Name string `json:"name"`
 	}
-	dec := json.NewDecoder(io.LimitReader(c.Request.Body, 4096))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		abortError(c, http.StatusBadRequest, fmt.Sprintf("invalid JSON body (want {\"name\": \"...\"}): %v", err))
+	if !decodeJSONBody(c, &req, 4096, `{"name": "..."}`) {
 		return
 	}
 	req.Name = strings.TrimSpace(req.Name)

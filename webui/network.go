@@ -1,10 +1,8 @@
 package webui
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 
@@ -48,11 +46,8 @@ func (s *server) putNetwork(c *gin.Context) {
 		return
 	}
 	var req mgmtnet.Settings
-	dec := json.NewDecoder(io.LimitReader(c.Request.Body, maxNetworkBytes))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		abortError(c, http.StatusBadRequest, fmt.Sprintf(
-			"invalid JSON body (want {\"mode\": \"dhcp\"} or {\"mode\": \"static\", \"address\": \"192.0.2.10/24\", \"gateway\": \"192.0.2.1\", \"dns\": \"192.0.2.53\"}): %v", err))
+	if !decodeJSONBody(c, &req, maxNetworkBytes,
+		`{"mode": "dhcp"} or {"mode": "static", "address": "192.0.2.10/24", "gateway": "192.0.2.1", "dns": "192.0.2.53"}`) {
 		return
 	}
 	res, fields, err := s.saveNetwork(c, req)
