@@ -1,6 +1,7 @@
 package inspect
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -8,6 +9,8 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -26,6 +29,13 @@ const (
 	// maxEvidenceMem those of all hosts.
 	maxEvidenceBuf = 512 << 10
 	maxEvidenceMem = 32 << 20
+	// evidenceHoldback keeps packets younger than this buffered at a
+	// periodic flush. The two capture ports deliver their frames in blocks
+	// (captureBlockTime) through one queue, so a frame of one port can
+	// reach the decoder after later frames of the other; holding the
+	// newest packets back lets the file be written in capture-time order,
+	// which tshark's TCP and SMTP analysis needs.
+	evidenceHoldback = time.Second
 )
 
 type evPacket struct {
@@ -127,9 +137,10 @@ func (e *evidence) has(addr netip.Addr) bool {
 	return h != nil && (h.size > 0 || len(h.buf) > 0)
 }
 
-// flush writes buffered packets and evicts the oldest hosts' files while
-// the total exceeds maxBytes (0: unbounded).
-func (e *evidence) flush(maxBytes int64) error {
+// flush writes the buffered packets captured up to cutoff (all of them
+// when cutoff is zero) in capture-time order, and evicts the oldest hosts'
+// files while the total exceeds maxBytes (0: unbounded).
+func (e *evidence) flush(maxBytes int64, cutoff time.Time) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var errs []error
@@ -137,11 +148,24 @@ func (e *evidence) flush(maxBytes int64) error {
 		if len(h.buf) == 0 {
 			continue
 		}
-		n, err := e.write(addr, h)
-		h.size += n
-		e.total += n
-		e.bufd -= h.bufSize
-		h.buf, h.bufSize = nil, 0
+		sortPackets(h.buf)
+		n := len(h.buf)
+		if !cutoff.IsZero() {
+			n = sort.Search(len(h.buf), func(i int) bool { return h.buf[i].ci.Timestamp.After(cutoff) })
+		}
+		if n == 0 {
+			continue
+		}
+		written, err := e.write(addr, h.buf[:n])
+		h.size += written
+		e.total += written
+		size := 0
+		for _, pk := range h.buf[:n] {
+			size += len(pk.data)
+		}
+		e.bufd -= size
+		h.bufSize -= size
+		h.buf = slices.Clone(h.buf[n:])
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -168,7 +192,37 @@ func (e *evidence) flush(maxBytes int64) error {
 	return errors.Join(errs...)
 }
 
-func (e *evidence) write(addr netip.Addr, h *evHost) (int64, error) {
+func sortPackets(pks []evPacket) {
+	slices.SortStableFunc(pks, func(a, b evPacket) int { return a.ci.Timestamp.Compare(b.ci.Timestamp) })
+}
+
+// pending encodes the packets of addr still buffered, in capture-time
+// order, as pcap records (preceded by the file header when header is
+// set); nothing when none is buffered.
+func (e *evidence) pending(addr netip.Addr, header bool) ([]byte, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	h := e.hosts[addr]
+	if h == nil || len(h.buf) == 0 {
+		return nil, nil
+	}
+	sortPackets(h.buf)
+	var b bytes.Buffer
+	w := pcapgo.NewWriter(&b)
+	if header {
+		if err := w.WriteFileHeader(evidenceSnaplen, layers.LinkTypeEthernet); err != nil {
+			return nil, fmt.Errorf("evidence of %s: %w", addr, err)
+		}
+	}
+	for _, pk := range h.buf {
+		if err := w.WritePacket(pk.ci, pk.data); err != nil {
+			return nil, fmt.Errorf("evidence of %s: %w", addr, err)
+		}
+	}
+	return b.Bytes(), nil
+}
+
+func (e *evidence) write(addr netip.Addr, pks []evPacket) (int64, error) {
 	p := e.path(addr)
 	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
@@ -187,7 +241,7 @@ func (e *evidence) write(addr netip.Addr, h *evHost) (int64, error) {
 			return cw.n, fmt.Errorf("evidence %s: %w", p, err)
 		}
 	}
-	for _, pk := range h.buf {
+	for _, pk := range pks {
 		if err := w.WritePacket(pk.ci, pk.data); err != nil {
 			f.Close()
 			return cw.n, fmt.Errorf("evidence %s: %w", p, err)
@@ -217,7 +271,9 @@ func (c *countWriter) Write(p []byte) (int, error) {
 }
 
 // HostPcap opens the pcap evidence of a host (classic pcap, Ethernet), for
-// GET /api/v1/hosts/{addr}/pcap. It returns an error wrapping ErrNoEvidence
+// GET /api/v1/hosts/{addr}/pcap: the file on disk followed by the packets
+// still held back in memory, so that the answer is complete and the file
+// stays in capture-time order. It returns an error wrapping ErrNoEvidence
 // when there is none.
 func (in *Inspector) HostPcap(addr netip.Addr) (io.ReadCloser, error) {
 	if in.ev == nil {
@@ -225,19 +281,32 @@ func (in *Inspector) HostPcap(addr netip.Addr) (io.ReadCloser, error) {
 	}
 	addr = addr.Unmap().WithZone("")
 	in.mu.Lock()
-	err := in.ev.flush(in.cfg.Load().diskMax)
-	in.mu.Unlock()
-	if err != nil {
+	defer in.mu.Unlock()
+	if err := in.ev.flush(in.cfg.Load().diskMax, in.opts.Now().Add(-evidenceHoldback)); err != nil {
 		in.log.Warn("evidence flush", "err", err)
 	}
 	f, err := os.Open(in.ev.path(addr))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("host %s: %w", addr, ErrNoEvidence)
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("evidence of %s: %w", addr, err)
 	}
-	return f, nil
+	onDisk := err == nil
+	rest, err := in.ev.pending(addr, !onDisk)
+	if err != nil {
+		if onDisk {
+			f.Close()
+		}
+		return nil, err
+	}
+	if !onDisk {
+		if len(rest) == 0 {
+			return nil, fmt.Errorf("host %s: %w", addr, ErrNoEvidence)
+		}
+		return io.NopCloser(bytes.NewReader(rest)), nil
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(f, bytes.NewReader(rest)), f}, nil
 }
 
 // HasEvidence reports whether a pcap is kept for addr, without touching

@@ -481,13 +481,19 @@ func (in *Inspector) Finish() {
 	}
 }
 
-// Flush writes the inventory and buffered evidence.
+// Flush writes the inventory and all buffered evidence.
 func (in *Inspector) Flush(ctx context.Context) error {
+	return in.flush(ctx, time.Time{})
+}
+
+// flush writes the inventory and the evidence captured up to cutoff (all
+// of it when cutoff is zero).
+func (in *Inspector) flush(ctx context.Context, cutoff time.Time) error {
 	var errs []error
 	if in.ev != nil {
 		in.mu.Lock()
 		cfg := in.cfg.Load()
-		err := in.ev.flush(cfg.diskMax)
+		err := in.ev.flush(cfg.diskMax, cutoff)
 		in.mu.Unlock()
 		errs = append(errs, err)
 	}

@@ -629,3 +629,79 @@ func TestLabPcap(t *testing.T) {
 		t.Errorf("relay messages = %d, want 1", n)
 	}
 }
+
+// TestEvidenceInCaptureOrder feeds a flow as the two capture ports deliver
+// it, in blocks per port (the client's first segments, then the server's
+// side, then the rest of the client's), with the periodic flush running
+// between the blocks. The pcap served must hold every packet in capture
+// order at each point, else tshark misreads the SMTP dialogue.
+func TestEvidenceInCaptureOrder(t *testing.T) {
+	r := newRig(t, config.Monitor, false)
+	now := t0
+	r.in.opts.Now = func() time.Time { return now }
+	f := newTCPFlow(t, pc+":42000", mx+":25").smtpSession("pc", "bot@pc.example", []string{"a@one.example"}, 1)
+	var cli, srv []frame
+	for _, fr := range f.frames {
+		if bytes.Equal(fr.data[6:12], macCli) {
+			cli = append(cli, fr)
+		} else {
+			srv = append(srv, fr)
+		}
+	}
+	ctx := context.Background()
+	seen := 0
+	for i, block := range [][]frame{cli[:4], srv, cli[4:]} {
+		for _, fr := range block {
+			r.in.Process(fr.data, fr.ci)
+		}
+		seen += len(block)
+		if i == 2 {
+			seen-- // the client's last ACK follows both FINs: the flow has ended
+		}
+		now = now.Add(200 * time.Millisecond)
+		if err := r.in.flush(ctx, now.Add(-evidenceHoldback)); err != nil {
+			t.Fatal(err)
+		}
+		checkEvidenceOrder(t, r.in, "after block "+itoa(i+1), seen)
+	}
+	now = now.Add(2 * evidenceHoldback)
+	if err := r.in.flush(ctx, now.Add(-evidenceHoldback)); err != nil {
+		t.Fatal(err)
+	}
+	if r.in.Stats().EvidenceBytes == 0 {
+		t.Error("evidence older than the holdback was not written to disk")
+	}
+	checkEvidenceOrder(t, r.in, "from disk", seen)
+}
+
+func checkEvidenceOrder(t *testing.T, in *Inspector, when string, want int) {
+	t.Helper()
+	rc, err := in.HostPcap(netip.MustParseAddr(pc))
+	if err != nil {
+		t.Fatalf("%s: HostPcap: %v", when, err)
+	}
+	defer rc.Close()
+	pr, err := pcapgo.NewReader(rc)
+	if err != nil {
+		t.Fatalf("%s: %v", when, err)
+	}
+	var last time.Time
+	n := 0
+	for {
+		_, ci, err := pr.ReadPacketData()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("%s: packet %d: %v", when, n+1, err)
+		}
+		n++
+		if ci.Timestamp.Before(last) {
+			t.Errorf("%s: packet %d captured at %s comes after one captured at %s", when, n, ci.Timestamp.Format(time.StampMicro), last.Format(time.StampMicro))
+		}
+		last = ci.Timestamp
+	}
+	if n != want {
+		t.Errorf("%s: evidence has %d packets, want %d", when, n, want)
+	}
+}

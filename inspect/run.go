@@ -78,7 +78,7 @@ loop:
 		case <-sweep.C:
 			in.Sweep(in.opts.Now())
 		case <-flush.C:
-			if err := in.Flush(ctx); err != nil {
+			if err := in.flush(ctx, in.opts.Now().Add(-evidenceHoldback)); err != nil {
 				in.log.Error("flush inventory and evidence", "err", err)
 			}
 		case <-allDone:

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
 
 	"github.com/relaygate/relaygate/event"
 	"github.com/relaygate/relaygate/internal/testutil/lab"
@@ -162,6 +164,23 @@ func TestInspectMonitor(t *testing.T) {
 		}
 		if code != 200 || len(pcap) < 24 {
 			t.Fatalf("GET /api/v1/hosts/%s/pcap = %d, %d bytes", lab.PC4, code, len(pcap))
+		}
+		// Both capture ports feed the evidence; the file must still be in
+		// capture order, or tshark misreads the dialogue.
+		pr, err := pcapgo.NewReader(bytes.NewReader(pcap))
+		if err != nil {
+			t.Fatalf("evidence pcap: %v", err)
+		}
+		var last time.Time
+		for n := 1; ; n++ {
+			_, ci, err := pr.ReadPacketData()
+			if err != nil {
+				break
+			}
+			if ci.Timestamp.Before(last) {
+				t.Errorf("evidence packet %d captured at %s follows one captured at %s", n, ci.Timestamp.Format(time.StampMicro), last.Format(time.StampMicro))
+			}
+			last = ci.Timestamp
 		}
 		path := filepath.Join(t.TempDir(), "pc.pcap")
 		if err := os.WriteFile(path, pcap, 0o600); err != nil {
