@@ -293,3 +293,98 @@ func TestMailLimitsFromConfig(t *testing.T) {
 		t.Errorf("MailLimitsFromConfig (-want +got):\n%s", diff)
 	}
 }
+
+// TestDeferredEventsBounded: a sender far over its limit (a stolen
+// account's queue retried) leaves one deferred event per minute, the next
+// one saying how many were held back; every deferral is still counted, and
+// another sender's deferral is recorded on its own.
+func TestDeferredEventsBounded(t *testing.T) {
+	const body = "Subject: x\r\n\r\nx\r\n"
+	mx := fakemx.Start(t, "127.0.0.1:0")
+	clock := newFakeClock()
+	series := &fakeSeries{}
+	tp := relayProxy(t, mx.Addr(), Options{MailLimits: MailLimits{SenderMessagesPerMinute: 1}, Now: clock.Now, Series: series})
+	c := dialFrom(t, "127.0.0.1", tp.addr)
+	c.reply()
+	c.cmd("EHLO relay.example.org")
+	send := func(from string) string {
+		got := c.sendMail(from, []string{"b@example.net"}, body)
+		return got[len(got)-1]
+	}
+	deferred := func() []event.Event {
+		var out []event.Event
+		for _, e := range tp.rec.all() {
+			if e.Kind == event.Deferred {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+	if got := send("thief@example.org"); got != "250 2.0.0 OK: queued" {
+		t.Fatalf("first message: %q", got)
+	}
+	for i := 0; i < 5; i++ {
+		if got := send("thief@example.org"); !strings.HasPrefix(got, "451 4.7.1") {
+			t.Fatalf("message %d over the limit: %q, want 451 4.7.1", i+2, got)
+		}
+	}
+	if evs := deferred(); len(evs) != 1 || strings.Contains(evs[0].Detail, "more deferred") {
+		t.Fatalf("deferred events after 5 deferrals of one sender: %+v, want one", evs)
+	}
+	if got := series.get()[seriesDeferred+"/mail-relay"]; got != 5 {
+		t.Errorf("deferred series = %d, want 5 (every deferral counted)", got)
+	}
+	if got := metricValue(t, tp.metrics.deferrals.WithLabelValues("sender_messages_per_minute")); got != 5 {
+		t.Errorf("deferrals metric = %v, want 5", got)
+	}
+
+	// Another sender over its own limit is recorded at once.
+	send("other@example.org")
+	if got := send("other@example.org"); !strings.HasPrefix(got, "451 4.7.1") {
+		t.Fatalf("second sender over the limit: %q", got)
+	}
+	if evs := deferred(); len(evs) != 2 || evs[1].MailFrom != "other@example.org" {
+		t.Fatalf("deferred events = %+v, want a second one for other@example.org", evs)
+	}
+
+	// A minute later the next deferral of the first sender is recorded and
+	// reports the four held back.
+	clock.Add(2 * time.Minute)
+	send("thief@example.org")
+	if got := send("thief@example.org"); !strings.HasPrefix(got, "451 4.7.1") {
+		t.Fatalf("after two minutes, second message: %q", got)
+	}
+	evs := deferred()
+	if len(evs) != 3 {
+		t.Fatalf("deferred events = %d, want 3: %+v", len(evs), evs)
+	}
+	if want := "; 4 more deferred by this limit since "; !strings.Contains(evs[2].Detail, want) {
+		t.Errorf("detail %q lacks %q", evs[2].Detail, want)
+	}
+}
+
+func TestEventThrottleBounded(t *testing.T) {
+	var th eventThrottle[int]
+	t0 := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	for k := range maxThrottleKeys {
+		if ok, _, _ := th.allow(k, t0); !ok {
+			t.Fatalf("key %d refused below the bound", k)
+		}
+	}
+	if ok, _, _ := th.allow(-1, t0.Add(time.Second)); ok {
+		t.Error("a new key was let through with the table full of recent keys")
+	}
+	if ok, _, _ := th.allow(7, t0.Add(time.Second)); ok {
+		t.Error("a known key was let through twice within eventEvery")
+	}
+	ok, held, since := th.allow(7, t0.Add(eventEvery))
+	if !ok || held != 1 || !since.Equal(t0) {
+		t.Errorf("allow(7) after eventEvery = %v, %d, %v; want true, 1, %v", ok, held, since, t0)
+	}
+	if ok, _, _ := th.allow(-1, t0.Add(eventEvery+time.Second)); !ok {
+		t.Error("a new key was refused although the old keys had expired")
+	}
+	if n := len(th.last); n > maxThrottleKeys {
+		t.Errorf("throttle holds %d keys, bound %d", n, maxThrottleKeys)
+	}
+}

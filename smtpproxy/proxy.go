@@ -183,10 +183,6 @@ type Options struct {
 // DefaultShutdownGrace is the default of Options.ShutdownGrace.
 const DefaultShutdownGrace = 5 * time.Second
 
-// refusedEvery bounds the "refused" and "deferred" events: at most one per
-// source in this period, so that a connection flood cannot flood the store.
-const refusedEvery = time.Minute
-
 // policyBox lets an interface value live in an atomic.Pointer.
 type policyBox struct{ Policy }
 
@@ -211,10 +207,11 @@ type Proxy struct {
 	tlsPolicies atomic.Pointer[map[string]string]
 	nextID      atomic.Uint64
 
-	mu          sync.Mutex
-	total       int                      // open connections, relays included
-	perSource   map[netip.Addr]int       // open non-relay connections by source
-	lastRefused map[netip.Addr]time.Time // last refused/deferred event by source
+	mu        sync.Mutex
+	total     int                       // open connections, relays included
+	perSource map[netip.Addr]int        // open non-relay connections by source
+	refusals  eventThrottle[netip.Addr] // refused/deferred events by source, at the connection caps
+	deferrals eventThrottle[deferralKey]
 }
 
 // New checks the options and sets every default.
@@ -233,17 +230,16 @@ func New(opts Options) (*Proxy, error) {
 		logger = slog.Default()
 	}
 	p := &Proxy{
-		logger:      logger.With("component", "smtpproxy"),
-		recorder:    opts.Recorder,
-		dialer:      opts.Dialer,
-		hostname:    opts.Hostname,
-		grace:       opts.ShutdownGrace,
-		metrics:     newMetrics(),
-		perSource:   map[netip.Addr]int{},
-		lastRefused: map[netip.Addr]time.Time{},
-		series:      opts.Series,
-		now:         opts.Now,
-		limiter:     newLimiter(),
+		logger:    logger.With("component", "smtpproxy"),
+		recorder:  opts.Recorder,
+		dialer:    opts.Dialer,
+		hostname:  opts.Hostname,
+		grace:     opts.ShutdownGrace,
+		metrics:   newMetrics(),
+		perSource: map[netip.Addr]int{},
+		series:    opts.Series,
+		now:       opts.Now,
+		limiter:   newLimiter(),
 	}
 	if p.now == nil {
 		p.now = time.Now
@@ -438,23 +434,23 @@ func (p *Proxy) release(src netip.Addr, relay bool) {
 	}
 }
 
-// shouldRecordRefusal reports whether src's refusal is the first in
-// refusedEvery, and notes it.
-func (p *Proxy) shouldRecordRefusal(src netip.Addr, now time.Time) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if last, ok := p.lastRefused[src]; ok && now.Sub(last) < refusedEvery {
-		return false
+// deferralKey names what one deferred event stands for: a relay, a limit
+// (with its value) and the envelope sender, if any.
+type deferralKey struct{ relay, limit, sender string }
+
+// recordDeferral records a deferred event for limit, unless one for the
+// same relay, limit and sender was recorded within eventEvery; a recorded
+// event's detail then says how many were held back before it.
+func (p *Proxy) recordDeferral(e event.Event, limit string) {
+	ok, held, since := p.deferrals.allow(deferralKey{e.Relay, limit, senderKey(e.MailFrom)}, e.Time)
+	if !ok {
+		return
 	}
-	if len(p.lastRefused) >= 4096 {
-		for a, t := range p.lastRefused {
-			if now.Sub(t) >= refusedEvery {
-				delete(p.lastRefused, a)
-			}
-		}
+	if held > 0 {
+		e.Detail += fmt.Sprintf("; %d more deferred by this limit since %s (counted in the deferred series, not recorded one by one)",
+			held, since.UTC().Format("15:04:05Z"))
 	}
-	p.lastRefused[src] = now
-	return true
+	p.record(e)
 }
 
 func (p *Proxy) record(e event.Event) {
@@ -560,7 +556,7 @@ func (s *server) refuse(c net.Conn, cn *conn, isRelay bool, relay policy.Relay, 
 	}
 	p.metrics.conns.WithLabelValues(class).Inc()
 	cn.log.Debug("connection over cap refused", "cap", reason, "relay", relay.Name)
-	if p.shouldRecordRefusal(cn.src, cn.start) {
+	if ok, _, _ := p.refusals.allow(cn.src, cn.start); ok {
 		p.record(event.Event{
 			Time:       cn.start,
 			Kind:       kind,
@@ -569,7 +565,7 @@ func (s *server) refuse(c net.Conn, cn *conn, isRelay bool, relay policy.Relay, 
 			ServerPort: cn.dst.Port(),
 			Relay:      relay.Name,
 			Code:       421,
-			Detail:     fmt.Sprintf("421 4.7.0 %s (%s); further refusals of this source within %s are not recorded", text, reason, refusedEvery),
+			Detail:     fmt.Sprintf("421 4.7.0 %s (%s); further refusals of this source within %s are not recorded", text, reason, eventEvery),
 		})
 	}
 }

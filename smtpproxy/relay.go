@@ -157,11 +157,11 @@ func (s *server) sessionLimit(c net.Conn, cn *conn, relay policy.Relay, text, li
 	now := p.now()
 	p.metrics.deferrals.WithLabelValues(limitName(limit)).Inc()
 	p.addSeries(seriesDeferred, relay.Name, now, 1)
-	p.record(event.Event{
+	p.recordDeferral(event.Event{
 		Time: now, Kind: event.Deferred,
 		Client: cn.src, Server: cn.dst.Addr(), ServerPort: cn.dst.Port(),
 		Relay: relay.Name, Code: 421, Detail: fmt.Sprintf("421 4.7.0 %s (%s)", text, limit),
-	})
+	}, limit)
 	cn.log.Debug("session deferred by a limit", "relay", relay.Name, "limit", limit)
 }
 

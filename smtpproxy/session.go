@@ -435,12 +435,12 @@ func (rs *relaySession) deferLimit(it *item, code int, enh, text, limit string) 
 	now := rs.p.now()
 	rs.p.metrics.deferrals.WithLabelValues(limitName(limit)).Inc()
 	rs.p.addSeries(seriesDeferred, rs.relay.Name, now, 1)
-	rs.p.record(event.Event{
+	rs.p.recordDeferral(event.Event{
 		Time: now, Kind: event.Deferred,
 		Client: rs.cn.src, Server: rs.cn.dst.Addr(), ServerPort: rs.cn.dst.Port(),
 		Relay: rs.relay.Name, Helo: rs.helo, MailFrom: from, Rcpt: rcpt,
 		Code: code, Detail: fmt.Sprintf("%d %s %s (%s)", code, enh, text, limit), TLS: rs.tls,
-	})
+	}, limit)
 	rs.cn.log.Debug("deferred by a limit", "relay", rs.relay.Name, "limit", limit, "mail_from", from, "rcpt", it.rcpt)
 }
 
