@@ -34,10 +34,7 @@ func TestInventoryPages(t *testing.T) {
 	d, h := testDeps(t)
 	fillLab(h, time.Now())
 	d.Inventory = labInventory(time.Now())
-	h.router = NewRouter(d)
-	h.addAdmin(t)
-	b := h.browser(t)
-	b.login(adminUser, adminPass)
+	b := h.adminBrowser(t, d)
 	w := b.do("GET", "/hosts?sort=flows", nil, nil)
 	if body := w.Body.String(); w.Code != 200 || !strings.Contains(body, "10.40.0.9") || !strings.Contains(body, "printer-3f.office.example") {
 		t.Errorf("hosts page lacks the host seen only on the wire:\n%s", body)

@@ -302,17 +302,30 @@ func stateChanging(method string) bool {
 // csrfOK checks the request's CSRF token (header or form field) against
 // the session's, and the Origin header when the browser sent one.
 func csrfOK(c *gin.Context, se *Session) bool {
-	if !sameOrigin(c.Request) {
-		return false
-	}
 	tok := c.GetHeader(csrfHeader)
 	if tok == "" {
 		tok = c.PostForm(csrfField)
 	}
-	if tok == "" || se.CSRF == "" {
+	return csrfTokenOK(c.Request, se, tok)
+}
+
+// csrfTokenOK checks tok, the CSRF token a request carried, against the
+// session's, and the Origin header when the browser sent one.
+func csrfTokenOK(r *http.Request, se *Session, tok string) bool {
+	if !sameOrigin(r) || tok == "" || se.CSRF == "" {
 		return false
 	}
 	return subtle.ConstantTimeCompare([]byte(tok), []byte(se.CSRF)) == 1
+}
+
+// streamedForm reports whether r is the firmware form, whose handler
+// reads the multipart body as a stream and checks the CSRF token itself,
+// from the form's first field, before it reads a byte of the file
+// (postUpdate). Checking it here would parse the whole form first, which
+// spools a bundle of hundreds of MiB to a temporary file (RAM on the
+// appliance, whose /tmp is a tmpfs).
+func streamedForm(r *http.Request) bool {
+	return r.Method == http.MethodPost && r.URL.Path == "/system/update"
 }
 
 // sameOrigin rejects requests whose Origin header names another site.
@@ -391,7 +404,7 @@ func (s *server) requireLogin(c *gin.Context) {
 		c.Abort()
 		return
 	}
-	if stateChanging(c.Request.Method) && !csrfOK(c, se) {
+	if stateChanging(c.Request.Method) && !streamedForm(c.Request) && !csrfOK(c, se) {
 		s.renderMessage(c, http.StatusForbidden, "err_csrf")
 		return
 	}

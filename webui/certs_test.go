@@ -49,10 +49,7 @@ func TestCertificateUpload(t *testing.T) {
 
 	d, h := testDeps(t)
 	d.certs = cs
-	h.router = NewRouter(d)
-	h.addAdmin(t)
-	b := h.browser(t)
-	b.login(adminUser, adminPass)
+	b := h.adminBrowser(t, d)
 	oldFP := cs.info().SHA256
 	if w := b.do("GET", "/system", nil, nil); !strings.Contains(w.Body.String(), oldFP) {
 		t.Errorf("system page does not show the certificate's fingerprint")

@@ -28,12 +28,7 @@ func networkHarness(t *testing.T, hook bool) (*harness, *browser, *mgmtnet.File,
 		}
 	}
 	d.Network = f
-	h.router = NewRouter(d)
-	h.addAdmin(t)
-	b := h.browser(t)
-	if w := b.login(adminUser, adminPass); w.Code != http.StatusSeeOther {
-		t.Fatalf("login = %d", w.Code)
-	}
+	b := h.adminBrowser(t, d)
 	return h, b, f, rec
 }
 

@@ -186,20 +186,33 @@ func uploadBundle(b *browser, sum, content string) *httptest.ResponseRecorder {
 	fw, _ := mw.CreateFormFile("bundle", "relaygate-2-amd64.update.tar.gz")
 	io.WriteString(fw, content)
 	mw.Close()
-	req := httptest.NewRequest("POST", "/system/update", &buf)
+	return postFirmware(b, &buf, mw.FormDataContentType())
+}
+
+// postFirmware posts body to the System page's firmware form.
+func postFirmware(b *browser, body io.Reader, contentType string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest("POST", "/system/update", body)
 	req.RemoteAddr = b.remote
-	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("Content-Type", contentType)
 	req.AddCookie(&http.Cookie{Name: SessionCookie, Value: b.cookie})
 	w := httptest.NewRecorder()
 	b.h.router.ServeHTTP(w, req)
 	return w
 }
 
-func TestFirmwareUploadForm(t *testing.T) {
+// updaterBrowser logs an administrator in to a router whose firmware
+// updater is update.
+func updaterBrowser(t *testing.T, update http.HandlerFunc) *browser {
+	t.Helper()
 	d, h := testDeps(t)
+	d.Update = update
+	return h.adminBrowser(t, d)
+}
+
+func TestFirmwareUploadForm(t *testing.T) {
 	var gotSum string
 	var gotLen int
-	d.Update = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	b := updaterBrowser(t, func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		gotSum, gotLen = r.URL.Query().Get("sha256"), len(body)
 		if string(body) == "broken" {
@@ -208,12 +221,6 @@ func TestFirmwareUploadForm(t *testing.T) {
 		}
 		w.WriteHeader(http.StatusAccepted)
 	})
-	h.router = NewRouter(d)
-	h.addAdmin(t)
-	b := h.browser(t)
-	if w := b.login(adminUser, adminPass); w.Code != http.StatusSeeOther {
-		t.Fatalf("login = %d", w.Code)
-	}
 	if w := b.do("GET", "/system", nil, nil); !strings.Contains(w.Body.String(), `action="/system/update"`) {
 		t.Fatalf("the System page has no firmware form")
 	}
@@ -234,5 +241,96 @@ func TestFirmwareUploadForm(t *testing.T) {
 	b.csrf = "wrong"
 	if w := uploadBundle(b, sum, bundle); w.Code != http.StatusForbidden || gotLen != 0 {
 		t.Errorf("upload without CSRF = %d; want 403", w.Code)
+	}
+}
+
+// TestFirmwareUploadStreams: the form's bundle reaches the updater while
+// it is still being uploaded (nothing spools the whole file first), and
+// the fields the updater depends on must come before the file.
+func TestFirmwareUploadStreams(t *testing.T) {
+	reached := make(chan struct{})
+	var got int64
+	var calls int
+	b := updaterBrowser(t, func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		var first [1]byte
+		n, err := io.ReadFull(r.Body, first[:])
+		close(reached)
+		rest, _ := io.Copy(io.Discard, r.Body)
+		got = int64(n) + rest
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+	})
+	post := func(body io.Reader, contentType string) *httptest.ResponseRecorder {
+		return postFirmware(b, body, contentType)
+	}
+	sum := strings.Repeat("cd", 32)
+	const chunk = 256 << 10
+
+	// The browser's order: token, checksum, file. The second half of the
+	// file is sent only once the updater has read the first bytes.
+	pr, pw := io.Pipe()
+	mw := multipart.NewWriter(pw)
+	streamed := make(chan bool, 1)
+	go func() {
+		mw.WriteField(csrfField, b.csrf)
+		mw.WriteField("sha256", sum)
+		fw, _ := mw.CreateFormFile("bundle", "relaygate-2-amd64.update.tar.gz")
+		fw.Write(bytes.Repeat([]byte("a"), chunk))
+		select {
+		case <-reached:
+			streamed <- true
+		case <-time.After(10 * time.Second):
+			streamed <- false
+		}
+		fw.Write(bytes.Repeat([]byte("b"), chunk))
+		mw.Close()
+		pw.Close()
+	}()
+	w := post(pr, mw.FormDataContentType())
+	if !<-streamed {
+		t.Error("the updater was not reached while the bundle was still being uploaded: the form is spooled before it is handed on")
+	}
+	if w.Code != http.StatusSeeOther || got != 2*chunk {
+		t.Errorf("upload = %d, updater read %d octets; want 303 and %d", w.Code, got, 2*chunk)
+	}
+
+	// The file before its checksum, or before the token: refused before the
+	// updater is called.
+	for _, tt := range []struct {
+		name   string
+		fields []string // in order; "bundle" is the file
+		code   int
+		want   string
+	}{
+		{"file before checksum", []string{csrfField, "bundle", "sha256"}, http.StatusBadRequest, "sent before the file"},
+		{"file before token", []string{"sha256", "bundle", csrfField}, http.StatusForbidden, "CSRF"},
+		{"no file", []string{csrfField, "sha256"}, http.StatusBadRequest, "no file uploaded"},
+	} {
+		var buf bytes.Buffer
+		mw := multipart.NewWriter(&buf)
+		for _, f := range tt.fields {
+			switch f {
+			case csrfField:
+				mw.WriteField(f, b.csrf)
+			case "sha256":
+				mw.WriteField(f, sum)
+			case "bundle":
+				fw, _ := mw.CreateFormFile("bundle", "b.tar.gz")
+				io.WriteString(fw, "bundle")
+			}
+		}
+		mw.Close()
+		calls = 0
+		w := post(&buf, mw.FormDataContentType())
+		if w.Code != tt.code || calls != 0 || !strings.Contains(w.Body.String(), tt.want) {
+			t.Errorf("%s: %d, updater called %d times; want %d mentioning %q", tt.name, w.Code, calls, tt.code, tt.want)
+		}
+	}
+	if w := post(strings.NewReader("sha256="+sum), "application/x-www-form-urlencoded"); w.Code != http.StatusBadRequest || calls != 0 {
+		t.Errorf("a form without a file part = %d; want 400", w.Code)
 	}
 }

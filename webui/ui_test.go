@@ -40,6 +40,19 @@ func (h *harness) browser(t *testing.T) *browser {
 	return &browser{t: t, h: h, remote: "192.0.2.1:40000"}
 }
 
+// adminBrowser builds the router from d, creates the administrator and
+// returns a browser logged in as it.
+func (h *harness) adminBrowser(t *testing.T, d Deps) *browser {
+	t.Helper()
+	h.router = NewRouter(d)
+	h.addAdmin(t)
+	b := h.browser(t)
+	if w := b.login(adminUser, adminPass); w.Code != http.StatusSeeOther {
+		t.Fatalf("login = %d", w.Code)
+	}
+	return b
+}
+
 // addAdmin creates the administrator directly in the fake store.
 func (h *harness) addAdmin(t *testing.T) {
 	t.Helper()
