@@ -17,7 +17,9 @@
 #   - latency: internal/testutil/smtpload at the same concurrency, one
 #     message per connection, per message the time from the TCP connect to
 #     the 250 after the end of DATA; median and p99.
-# Prints a Markdown table; keeps raw output in $OUT.
+#   - CPU: each CPU's busy share (user, system, interrupts; not idle, not
+#     steal) while smtp-source ran, to see which side saturates.
+# Prints Markdown tables; keeps raw output in $OUT.
 #
 # Each phase runs ROUNDS times, alternating; the table has the medians.
 #
@@ -32,9 +34,16 @@
 # box's work lands on the box's CPUs. PIN=0 runs everything unpinned (the
 # shared-CPU view, which charges the proxy's work to the hosts too).
 #
+# RPS=1 (with PIN=1) also steers each packet's receive work to the CPUs of
+# the namespace that receives it (receive packet steering on every
+# interface: the box's eth1 and eth2 to BOX_CPUS, all others to
+# HOST_CPUS), as on three machines with their own NICs. In this VM each
+# steered packet costs an inter-processor interrupt, which slows both
+# phases (BENCHMARKS.md, 2026-11-27 afternoon); off by default.
+#
 # Usage: sudo scripts/bench-smtp.sh   (LAB=rgbench, ROUNDS=3, SCALE=1 multiplies
 #        the message counts, RELAYGATE_BIN=dir with a prebuilt appliance,
-#        OUT=dir for raw output and the table)
+#        OUT=dir for raw output and the table, PIN=0, RPS=1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LAB=${LAB:-rgbench}
@@ -42,6 +51,7 @@ SCALE=${SCALE:-1}
 ROUNDS=${ROUNDS:-3}
 MX=203.0.113.25
 PIN=${PIN:-1}
+RPS=${RPS:-0}
 ncpu=$(nproc)
 if [ "$PIN" = 1 ] && [ "$ncpu" -ge 2 ]; then
 	HOST_CPUS=${HOST_CPUS:-0}
@@ -80,6 +90,26 @@ cleanup() {
 trap cleanup EXIT
 
 LAB=$LAB bash scripts/lab.sh up
+# cpumask LIST: the hexadecimal mask of a CPU list such as "0" or "1-3,5".
+cpumask() {
+	local m=0 part a b c
+	for part in ${1//,/ }; do
+		a=${part%-*} b=${part#*-}
+		for ((c = a; c <= b; c++)); do m=$((m | 1 << c)); done
+	done
+	printf '%x' "$m"
+}
+if [ "$RPS" = 1 ] && [ ${#onbox[@]} -gt 0 ]; then
+	for n in relay pc switch box router mx admin; do
+		for d in $(ip netns exec "$LAB-$n" ls /sys/class/net); do
+			[ "$d" = lo ] && continue
+			mask=$(cpumask "$HOST_CPUS")
+			if [ "$n" = box ] && [ "$d" != eth0 ]; then mask=$(cpumask "$BOX_CPUS"); fi
+			ip netns exec "$LAB-$n" sh -c "echo $mask >/sys/class/net/$d/queues/rx-0/rps_cpus"
+		done
+	done
+	cpus="$cpus, receive work steered (RPS) to the receiving namespace's CPUs"
+fi
 # Many short connections from one address: room for them in TIME_WAIT.
 x relay sysctl -qw net.ipv4.ip_local_port_range="1024 65000" net.ipv4.tcp_tw_reuse=1
 x mx sysctl -qw net.core.somaxconn=4096 net.ipv4.tcp_max_syn_backlog=4096
@@ -97,25 +127,36 @@ rows=(
 	"1048576 200 $(cnt 400) $(cnt 400)"
 )
 
+# cpustat: per CPU, its busy and total jiffies so far ("cpuN busy total ...").
+cpustat() { awk '/^cpu[0-9]/ { b = $2 + $3 + $4 + $7 + $8; printf "%s %d %d ", $1, b, b + $5 + $6 }' /proc/stat; }
+# cpubusy BEFORE AFTER: each CPU's busy percentage between two cpustat.
+cpubusy() {
+	awk -v a="$1" -v b="$2" 'BEGIN { n = split(a, x, " "); split(b, y, " ")
+		for (i = 1; i < n; i += 3) printf "%s%.0f", (i > 1 ? " " : ""), 100 * (y[i+1] - x[i+1]) / (y[i+2] - x[i+2] + 1e-9) }'
+}
+
 # measure PHASE: one pass over the rows, results in $OUT/PHASE.txt as
-# "size sessions rate p50 p99".
+# "size sessions rate p50 p99 busy-cpu0 busy-cpu1 ...".
 measure() {
-	local phase=$1 size s n nl t0 t1 rate lat
+	local phase=$1 size s n nl t0 t1 c0 c1 busy rate lat
 	: >"$OUT/$phase.txt"
 	# Warm up: neighbour discovery, and the proxy's first connections.
 	x relay "${onhost[@]}" smtp-source -s 2 -m 20 -l 1024 -f bench@relay.lab.example -t sink@remote.example "$MX:25" >/dev/null
 	for row in "${rows[@]}"; do
 		read -r size s n nl <<<"$row"
+		c0=$(cpustat)
 		t0=$(date +%s.%N)
 		x relay "${onhost[@]}" timeout 300 smtp-source -s "$s" -m "$n" -l "$size" \
 			-f bench@relay.lab.example -t sink@remote.example "$MX:25" >>"$OUT/$phase-source.log" 2>&1
 		t1=$(date +%s.%N)
+		c1=$(cpustat)
+		busy=$(cpubusy "$c0" "$c1")
 		rate=$(awk -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", n / (b - a) }')
 		lat=$(x relay "${onhost[@]}" timeout 300 "$OUT/bin/smtpload" -addr "$MX:25" -n "$nl" -c "$s" -size "$size")
-		echo "$phase size=$size sessions=$s source_msgs=$n source_rate=$rate smtpload: $lat" | tee -a "$OUT/$phase-raw.log" >&2
+		echo "$phase size=$size sessions=$s source_msgs=$n source_rate=$rate cpu_busy%=${busy// //} smtpload: $lat" | tee -a "$OUT/$phase-raw.log" >&2
 		p50=$(sed -n 's/.*p50_ms=\([0-9.]*\).*/\1/p' <<<"$lat")
 		p99=$(sed -n 's/.*p99_ms=\([0-9.]*\).*/\1/p' <<<"$lat")
-		echo "$size $s $rate $p50 $p99" >>"$OUT/$phase.txt"
+		echo "$size $s $rate $p50 $p99 $busy" >>"$OUT/$phase.txt"
 	done
 }
 
@@ -173,7 +214,7 @@ for phase in direct through; do
 	for i in $(seq ${#rows[@]}); do
 		read -r size s _ <<<"${rows[$((i - 1))]}"
 		line="$size $s"
-		for col in 3 4 5; do
+		for col in $(seq 3 $((5 + ncpu))); do
 			line="$line $(for r in $(seq "$ROUNDS"); do sed -n "${i}p" "$OUT/$phase-$r.txt" | cut -d' ' -f$col; done | median)"
 		done
 		echo "$line" >>"$OUT/$phase.txt"
@@ -189,7 +230,7 @@ if [ -n "$(git status --porcelain -- smtpproxy 2>/dev/null)" ]; then state=" wit
 	echo
 	echo "| size | sessions | direct msg/s | through msg/s | ratio | direct p50 ms | through p50 ms | added p50 ms | direct p99 ms | through p99 ms | added p99 ms |"
 	echo "|---|---|---|---|---|---|---|---|---|---|---|"
-	paste -d' ' "$OUT/direct.txt" "$OUT/through.txt" | while read -r size s dr dp50 dp99 _ _ tr tp50 tp99; do
+	paste -d' ' <(cut -d' ' -f1-5 "$OUT/direct.txt") <(cut -d' ' -f1-5 "$OUT/through.txt") | while read -r size s dr dp50 dp99 _ _ tr tp50 tp99; do
 		label=$([ "$size" -ge 1048576 ] && echo "$((size / 1048576)) MB" || echo "$((size / 1024)) KB")
 		awk -v l="$label" -v s="$s" -v dr="$dr" -v tr="$tr" -v d5="$dp50" -v t5="$tp50" -v d9="$dp99" -v t9="$tp99" \
 			'BEGIN { printf "| %s | %d | %.0f | %.0f | %.2f | %.2f | %.2f | %+.2f | %.2f | %.2f | %+.2f |\n", l, s, dr, tr, tr / dr, d5, t5, t5 - d5, d9, t9, t9 - d9 }'
@@ -199,5 +240,15 @@ if [ -n "$(git status --porcelain -- smtpproxy 2>/dev/null)" ]; then state=" wit
 	echo "in the through rounds (0 would mean the bridge was measured):"
 	echo
 	sed 's/^/    /' "$OUT/diverted.txt"
+	echo
+	echo "Busy share of each CPU (cpu0/cpu1/...) while smtp-source ran, medians:"
+	echo
+	echo "| size | sessions | direct: busy % per CPU | through: busy % per CPU |"
+	echo "|---|---|---|---|"
+	paste -d' ' "$OUT/direct.txt" "$OUT/through.txt" | awk -v n="$ncpu" '{
+		label = ($1 >= 1048576 ? int($1 / 1048576) " MB" : int($1 / 1024) " KB")
+		d = ""; t = ""
+		for (i = 0; i < n; i++) { d = d (i ? "/" : "") $(6 + i); t = t (i ? "/" : "") $(6 + n + 5 + i) }
+		printf "| %s | %d | %s | %s |\n", label, $2, d, t }'
 } | tee "$OUT/bench-smtp.md"
 echo "raw output in $OUT" >&2
