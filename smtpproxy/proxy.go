@@ -208,10 +208,13 @@ type Proxy struct {
 	nextID      atomic.Uint64
 
 	mu        sync.Mutex
-	total     int                       // open connections, relays included
-	perSource map[netip.Addr]int        // open non-relay connections by source
-	refusals  eventThrottle[netip.Addr] // refused/deferred events by source, at the connection caps
-	deferrals eventThrottle[deferralKey]
+	total     int                // open connections, relays included
+	perSource map[netip.Addr]int // open non-relay connections by source
+
+	// Events that floods would repeat, at most one per key and minute.
+	refusals         eventThrottle[netip.Addr] // by source, at the connection caps
+	deferrals        eventThrottle[deferralKey]
+	upstreamRefusals eventThrottle[upstreamKey]
 }
 
 // New checks the options and sets every default.
@@ -439,16 +442,39 @@ func (p *Proxy) release(src netip.Addr, relay bool) {
 type deferralKey struct{ relay, limit, sender string }
 
 // recordDeferral records a deferred event for limit, unless one for the
-// same relay, limit and sender was recorded within eventEvery; a recorded
-// event's detail then says how many were held back before it.
+// same relay, limit and sender was recorded within eventEvery.
 func (p *Proxy) recordDeferral(e event.Event, limit string) {
-	ok, held, since := p.deferrals.allow(deferralKey{e.Relay, limit, senderKey(e.MailFrom)}, e.Time)
+	recordThrottled(p, &p.deferrals, deferralKey{e.Relay, limit, senderKey(e.MailFrom)}, e,
+		"deferred by this limit", "counted in the deferred series")
+}
+
+// upstreamKey names a relay's destination, for upstream_error events of
+// sessions that never started (connection failed, greeting refused): a
+// relay retrying its queue against a dead or refusing MX would otherwise
+// record one per attempt.
+type upstreamKey struct {
+	relay  string
+	server netip.Addr
+}
+
+// recordUpstreamRefusal records an upstream_error event of a session that
+// never started, unless one for the same relay and destination was
+// recorded within eventEvery.
+func (p *Proxy) recordUpstreamRefusal(e event.Event) {
+	recordThrottled(p, &p.upstreamRefusals, upstreamKey{e.Relay, e.Server}, e,
+		"sessions to this destination failed the same way", "counted in relaygate_proxy_upstream_errors_total")
+}
+
+// recordThrottled records e if th lets key through; the detail of a
+// recorded event then says how many were held back before it.
+func recordThrottled[K comparable](p *Proxy, th *eventThrottle[K], key K, e event.Event, what, counted string) {
+	ok, held, since := th.allow(key, p.now())
 	if !ok {
 		return
 	}
 	if held > 0 {
-		e.Detail += fmt.Sprintf("; %d more deferred by this limit since %s (counted in the deferred series, not recorded one by one)",
-			held, since.UTC().Format("15:04:05Z"))
+		e.Detail += fmt.Sprintf("; %d more %s since %s (%s, not recorded one by one)",
+			held, what, since.UTC().Format("15:04:05Z"), counted)
 	}
 	p.record(e)
 }

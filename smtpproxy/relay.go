@@ -85,7 +85,7 @@ func (rs *relaySession) greet() error {
 		rs.ended = "remote greeted " + rp.text()
 		rs.recorded = true
 		rs.p.metrics.upstreamErrors.Inc()
-		rs.p.record(event.Event{
+		rs.p.recordUpstreamRefusal(event.Event{
 			Time: rs.cn.start, Kind: event.UpstreamError,
 			Client: rs.cn.src, Server: rs.cn.dst.Addr(), ServerPort: rs.cn.dst.Port(),
 			Relay: rs.relay.Name, Code: rp.code, Reply: rp.text(),
@@ -178,7 +178,7 @@ func (s *server) upstreamError(c net.Conn, cn *conn, relay policy.Relay, err err
 	}
 	_ = c.SetWriteDeadline(time.Now().Add(min(cn.lim.IdleTimeout, 10*time.Second)))
 	_, werr := fmt.Fprintf(c, "421 4.4.1 Cannot connect to %s, try again later\r\n", cn.dst)
-	p.record(event.Event{
+	p.recordUpstreamRefusal(event.Event{
 		Time:       cn.start,
 		Kind:       event.UpstreamError,
 		Client:     cn.src,

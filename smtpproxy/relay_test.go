@@ -252,3 +252,37 @@ func TestRelayIdleTimeout(t *testing.T) {
 		})
 	}
 }
+
+// TestUpstreamRefusalsBounded: a relay retrying its queue against a dead
+// MX leaves one upstream_error event per minute and destination, the next
+// one saying how many attempts failed in between; the metric counts all.
+func TestUpstreamRefusalsBounded(t *testing.T) {
+	clock := newFakeClock()
+	tp := startProxy(t, Options{Dialer: &fakeDialer{err: errors.New("connect: connection refused")}, Now: clock.Now,
+		Policy: testPolicy(t, "mail-relay", "127.0.0.1")})
+	attempt := func() {
+		t.Helper()
+		c := dialFrom(t, "127.0.0.1", tp.addr)
+		if got := c.reply(); !strings.HasPrefix(got, "421 4.4.1 Cannot connect") {
+			t.Fatalf("reply = %q, want 421 4.4.1", got)
+		}
+		if got := c.reply(); got != "EOF" { // closed after the event is recorded
+			t.Fatalf("after the 421: %q, want EOF", got)
+		}
+	}
+	for range 4 {
+		attempt()
+	}
+	if got := metricValue(t, tp.metrics.upstreamErrors); got != 4 {
+		t.Errorf("upstream_errors_total = %v, want 4", got)
+	}
+	if evs := tp.rec.all(); len(evs) != 1 {
+		t.Fatalf("events after 4 failed connections: %+v, want one upstream_error", evs)
+	}
+	clock.Add(2 * time.Minute)
+	attempt()
+	evs := tp.rec.wait(t, 2)
+	if want := "; 3 more sessions to this destination failed the same way since "; !strings.Contains(evs[1].Detail, want) {
+		t.Errorf("second event's detail %q lacks %q", evs[1].Detail, want)
+	}
+}
