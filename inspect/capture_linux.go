@@ -17,8 +17,11 @@ import (
 const (
 	captureBlock     = 1 << 20
 	captureFrame     = 1 << 16
-	capturePoll      = 200 * time.Millisecond
 	captureBlockTime = 50 * time.Millisecond
+	// captureIdle is how long a reader waits when no block is ready. A
+	// block reaches user space only when it is full or captureBlockTime
+	// old, so this adds little to the delay a frame has anyway.
+	captureIdle = 10 * time.Millisecond
 )
 
 // LiveSource captures copies of the frames arriving on one interface with
@@ -47,7 +50,8 @@ func OpenLive(iface string, ringMB int, ports []uint16) (*LiveSource, error) {
 		afpacket.OptBlockSize(captureBlock),
 		afpacket.OptNumBlocks(ringMB*(1<<20)/captureBlock),
 		afpacket.OptBlockTimeout(captureBlockTime),
-		afpacket.OptPollTimeout(capturePoll),
+		// Never block in poll(2): see ReadPacketData.
+		afpacket.OptPollTimeout(0),
 		// Put a stripped 802.1Q tag back, so that evidence shows it.
 		afpacket.OptAddVLANHeader(true),
 	)
@@ -66,10 +70,17 @@ func OpenLive(iface string, ringMB int, ports []uint16) (*LiveSource, error) {
 }
 
 // ReadPacketData returns the next frame; the data is valid until the next
-// call. A poll timeout is reported as an error Run retries on.
+// call. When none is ready it waits captureIdle and reports errTimeout,
+// which Run retries on.
 func (s *LiveSource) ReadPacketData() ([]byte, gopacket.CaptureInfo, error) {
 	data, ci, err := s.tp.ZeroCopyReadPacketData()
 	if errors.Is(err, afpacket.ErrTimeout) {
+		// No block is ready. A goroutine blocked in poll(2) keeps its
+		// scheduler P (one of GOMAXPROCS) until the runtime's monitor
+		// takes it back, up to 10 ms later: on a box with one or two CPUs
+		// the proxy's sessions stalled behind it (BENCHMARKS.md). A timer
+		// wait holds no P.
+		time.Sleep(captureIdle)
 		return nil, ci, errTimeout
 	}
 	if err != nil {
