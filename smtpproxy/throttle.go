@@ -5,10 +5,12 @@ import (
 	"time"
 )
 
-// eventEvery bounds the "refused" and "deferred" events: at most one per
-// key (a refused source; a relay, limit and sender for deferrals) in this
-// period, so that a connection flood or a stolen account's retries cannot
-// flood the store. Metrics and per-minute series count every one.
+// eventEvery bounds the events a flood would repeat: at most one per key
+// in this period (a source refused at the connection caps; a relay, limit
+// and sender for deferrals; a relay and MX for sessions the MX never
+// took), so that a bot's connection flood, a stolen account's retries or a
+// relay's queue against a dead MX cannot flood the store. Metrics and
+// per-minute series count every one.
 const eventEvery = time.Minute
 
 // maxThrottleKeys bounds the keys an eventThrottle remembers. When that
