@@ -19,6 +19,16 @@ func TestBrokenConfig(t *testing.T) {
 	l := needLab(t)
 	bin := filepath.Join(l.Bin, "appliance")
 	good := lab.Config("enforce", filepath.Join(l.Dir, "data-broken"), "")
+	// An earlier test's daemon in enforce mode leaves its tables on purpose
+	// (the failure behaviour); start from none, so that the check below
+	// sees only what the failed starts leave.
+	goodPath := filepath.Join(l.Dir, "good.yaml")
+	if err := os.WriteFile(goodPath, []byte(good), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("ip", "netns", "exec", l.NS("box"), bin, "teardown", "--config", goodPath).CombinedOutput(); err != nil {
+		t.Fatalf("teardown before the test: %v\n%s", err, out)
+	}
 	for _, tc := range []struct {
 		name, cfg, want string
 	}{
