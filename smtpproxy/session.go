@@ -572,10 +572,10 @@ func (rs *relaySession) data() error {
 		if err != nil {
 			// Abort the remote's transaction by closing: it never sees an
 			// end mark, so it accepts nothing.
-			rs.cl.w.Write(localReply(554, "5.5.2", "Message refused: bare <LF> in the end-of-data sequence"))
+			rs.cl.w.Write(localReply(554, "5.5.2", "Message refused: bare <CR> or <LF> in the end-of-data sequence"))
 			rs.cl.w.Flush()
 			rs.ended = "smuggling attempt"
-			rs.cn.log.Warn("DATA with a bare LF end-of-data sequence, session closed", "relay", rs.relay.Name)
+			rs.cn.log.Warn("DATA with a bare CR or LF end-of-data sequence, session closed", "relay", rs.relay.Name)
 			return nil
 		}
 		if _, werr := rs.up.w.Write(out); werr != nil {

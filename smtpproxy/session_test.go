@@ -294,7 +294,7 @@ func TestBDAT(t *testing.T) {
 }
 
 func TestSmugglingRefused(t *testing.T) {
-	for _, end := range []string{"\n.\n", "\r\n.\n", "\n.\r\n"} {
+	for _, end := range []string{"\n.\n", "\r\n.\n", "\n.\r\n", "\r.\r\n", "\r.\n", "\r\n\r.\r"} {
 		t.Run(fmt.Sprintf("%q", end), func(t *testing.T) {
 			mx := fakemx.Start(t, "127.0.0.1:0")
 			tp := relayProxy(t, mx.Addr(), Options{})
@@ -305,7 +305,7 @@ func TestSmugglingRefused(t *testing.T) {
 			c.cmd("RCPT TO:<b@example.net>")
 			c.cmd("DATA")
 			c.send("Subject: x\r\n\r\nhi" + end + "MAIL FROM:<spoof@example.com>\r\nRCPT TO:<v@example.net>\r\nDATA\r\nevil\r\n.\r\n")
-			if got, want := c.reply(), "554 5.5.2 Message refused: bare <LF> in the end-of-data sequence"; got != want {
+			if got, want := c.reply(), "554 5.5.2 Message refused: bare <CR> or <LF> in the end-of-data sequence"; got != want {
 				t.Errorf("reply %q, want %q", got, want)
 			}
 			if got := c.reply(); got != "EOF" {
