@@ -64,16 +64,6 @@ func (s slot) inWindow(now time.Time) int {
 // NewCounter returns an empty counter.
 func NewCounter() *Counter { return &Counter{m: map[string]*slot{}} }
 
-// Count returns how many events key had in the minute of now.
-func (c *Counter) Count(key string, now time.Time) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if s, ok := c.m[key]; ok && s.minute == minuteOf(now) {
-		return s.n
-	}
-	return 0
-}
-
 // InWindow returns the events of key in the sliding minute before now
 // (see the package comment).
 func (c *Counter) InWindow(key string, now time.Time) int {

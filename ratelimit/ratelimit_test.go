@@ -31,8 +31,9 @@ func TestCounter(t *testing.T) {
 	if c.TakeIfAllowed("r", 3, t0.Add(81*time.Second)) {
 		t.Errorf("a second one 21 s into the next minute = true, want false")
 	}
-	if got := c.Count("r", t0.Add(time.Minute)); got != 1 {
-		t.Errorf("Count = %d, want 1", got)
+	// 1 in this minute, and 39 s of the previous minute's 3: 1 + 2.
+	if got := c.InWindow("r", t0.Add(81*time.Second)); got != 3 {
+		t.Errorf("InWindow 21 s into the next minute = %d, want 3", got)
 	}
 	if !c.TakeIfAllowed("r", 3, t0.Add(3*time.Minute)) {
 		t.Errorf("two minutes later = false, want true")
