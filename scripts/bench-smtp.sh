@@ -221,6 +221,15 @@ for phase in direct through; do
 	done
 done
 
+# Per row, the lowest and highest of the rounds' own ratios (through of
+# round r over direct of round r): how far one round can stray in this VM.
+: >"$OUT/ratio-range.txt"
+for i in $(seq ${#rows[@]}); do
+	for r in $(seq "$ROUNDS"); do
+		paste -d' ' <(sed -n "${i}p" "$OUT/direct-$r.txt" | cut -d' ' -f3) <(sed -n "${i}p" "$OUT/through-$r.txt" | cut -d' ' -f3)
+	done | awk 'NR == 1 || $2 / $1 < lo { lo = $2 / $1 } NR == 1 || $2 / $1 > hi { hi = $2 / $1 } END { printf "%.2f-%.2f\n", lo, hi }' >>"$OUT/ratio-range.txt"
+done
+
 # The table.
 rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 state=""
@@ -228,15 +237,16 @@ if [ -n "$(git status --porcelain -- smtpproxy 2>/dev/null)" ]; then state=" wit
 {
 	echo "SMTP through the proxy vs direct: $(date -u +%Y-%m-%dT%H:%MZ), $rev$state, $(nproc) CPUs ($cpus), $(uname -r)"
 	echo
-	echo "| size | sessions | direct msg/s | through msg/s | ratio | direct p50 ms | through p50 ms | added p50 ms | direct p99 ms | through p99 ms | added p99 ms |"
-	echo "|---|---|---|---|---|---|---|---|---|---|---|"
-	paste -d' ' <(cut -d' ' -f1-5 "$OUT/direct.txt") <(cut -d' ' -f1-5 "$OUT/through.txt") | while read -r size s dr dp50 dp99 _ _ tr tp50 tp99; do
+	echo "| size | sessions | direct msg/s | through msg/s | ratio | rounds' ratios | direct p50 ms | through p50 ms | added p50 ms | direct p99 ms | through p99 ms | added p99 ms |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+	paste -d' ' <(cut -d' ' -f1-5 "$OUT/direct.txt") <(cut -d' ' -f1-5 "$OUT/through.txt") "$OUT/ratio-range.txt" | while read -r size s dr dp50 dp99 _ _ tr tp50 tp99 rr; do
 		label=$([ "$size" -ge 1048576 ] && echo "$((size / 1048576)) MB" || echo "$((size / 1024)) KB")
-		awk -v l="$label" -v s="$s" -v dr="$dr" -v tr="$tr" -v d5="$dp50" -v t5="$tp50" -v d9="$dp99" -v t9="$tp99" \
-			'BEGIN { printf "| %s | %d | %.0f | %.0f | %.2f | %.2f | %.2f | %+.2f | %.2f | %.2f | %+.2f |\n", l, s, dr, tr, tr / dr, d5, t5, t5 - d5, d9, t9, t9 - d9 }'
+		awk -v l="$label" -v s="$s" -v dr="$dr" -v tr="$tr" -v rr="$rr" -v d5="$dp50" -v t5="$tp50" -v d9="$dp99" -v t9="$tp99" \
+			'BEGIN { printf "| %s | %d | %.0f | %.0f | %.2f | %s | %.2f | %.2f | %+.2f | %.2f | %.2f | %+.2f |\n", l, s, dr, tr, tr / dr, rr, d5, t5, t5 - d5, d9, t9, t9 - d9 }'
 	done
 	echo
-	echo "Medians over $ROUNDS alternating rounds (direct, through, direct, ...). Packets diverted to the proxy"
+	echo "Medians over $ROUNDS alternating rounds (direct, through, direct, ...); \"rounds' ratios\": the lowest"
+	echo "and highest of each round's through over the same round's direct. Packets diverted to the proxy"
 	echo "in the through rounds (0 would mean the bridge was measured):"
 	echo
 	sed 's/^/    /' "$OUT/diverted.txt"
