@@ -18,6 +18,8 @@ type dataState uint8
 const (
 	atLineStart dataState = iota // at the start of a line
 	inLine                       // within a line
+	afterCR                      // within a line, right after a CR
+	afterCRDot                   // within a line, right after a bare CR and "."
 	afterDot                     // "." at a line start, held back
 	afterDotCR                   // ".\r" at a line start, held back
 )
@@ -28,110 +30,96 @@ const (
 // possible end mark. The first line starts right after the DATA command's
 // CRLF.
 type dataScanner struct {
-	st      dataState
-	lastCR  bool  // inLine: the last octet passed was CR
-	crDot   bool  // inLine: the last octets passed were a bare CR and "."
-	bareLF  bool  // the current line start follows a bare LF
-	size    int64 // octets passed on, the end mark excluded
-	scanned int64 // octets consumed
+	st     dataState
+	bareLF bool  // the current line start follows a bare LF
+	size   int64 // octets passed on, the end mark excluded
 }
 
 // scan consumes p and appends what is to be forwarded to out. It stops
 // after the end mark: done is then true and n says how much of p was
 // consumed (the rest belongs to the next command). The end mark itself is
-// appended to out too.
+// appended to out too. At a smuggling sequence it stops with errSmuggling;
+// out then holds what came before it in p.
 func (d *dataScanner) scan(out, p []byte) (_ []byte, n int, done bool, err error) {
+	pass := func(b []byte) {
+		out = append(out, b...)
+		d.size += int64(len(b))
+	}
 	i := 0
 	for i < len(p) {
+		c := p[i]
 		switch d.st {
 		case atLineStart:
-			if p[i] == '.' {
+			if c == '.' {
 				d.st = afterDot
 				i++
 				continue
 			}
-			d.st, d.lastCR = inLine, false
+			d.st = inLine
+		case inLine:
+			// The bulk of a message: pass everything up to the line's
+			// first CR, or its LF.
+			seg := p[i:]
+			lf := bytes.IndexByte(seg, '\n')
+			end := lf
+			if lf < 0 {
+				end = len(seg)
+			}
+			switch cr := bytes.IndexByte(seg[:end], '\r'); {
+			case cr >= 0 && cr == lf-1: // CRLF, the usual line end
+				pass(seg[:lf+1])
+				d.bareLF, d.st = false, atLineStart
+				i += lf + 1
+			case cr >= 0:
+				pass(seg[:cr+1])
+				d.st = afterCR
+				i += cr + 1
+			case lf >= 0:
+				pass(seg[:lf+1])
+				d.bareLF, d.st = true, atLineStart
+				i += lf + 1
+			default:
+				pass(seg)
+				i = len(p)
+			}
+		case afterCR:
+			switch c {
+			case '\n':
+				d.bareLF, d.st = false, atLineStart
+			case '.':
+				d.st = afterCRDot
+			case '\r':
+			default:
+				d.st = inLine
+			}
+			pass(p[i : i+1])
+			i++
+		case afterCRDot:
+			if c == '\r' || c == '\n' {
+				return out, i, false, errSmuggling
+			}
+			d.st = inLine
 		case afterDot:
-			switch p[i] {
+			switch c {
 			case '\r':
 				d.st = afterDotCR
 				i++
 			case '\n':
 				return out, i, false, errSmuggling
 			default:
-				out = append(out, '.')
-				d.size++
-				d.st, d.lastCR = inLine, false
+				pass([]byte{'.'})
+				d.st = inLine
 			}
 		case afterDotCR:
-			if p[i] == '\n' {
+			if c == '\n' {
 				if d.bareLF {
 					return out, i, false, errSmuggling
 				}
-				out = append(out, ".\r\n"...)
-				i++
-				d.scanned += int64(i)
-				return out, i, true, nil
+				return append(out, ".\r\n"...), i + 1, true, nil
 			}
-			out = append(out, ".\r"...)
-			d.size += 2
-			d.st, d.lastCR = inLine, true
-		case inLine:
-			// A bare CR, "." and CR or LF across the chunk boundary.
-			if d.crDot && (p[i] == '\r' || p[i] == '\n') ||
-				d.lastCR && p[i] == '.' && i+1 < len(p) && (p[i+1] == '\r' || p[i+1] == '\n') {
-				return out, i, false, errSmuggling
-			}
-			crDot := d.lastCR && p[i] == '.' && i+1 == len(p)
-			d.crDot = false
-			j := bytes.IndexByte(p[i:], '\n')
-			end := len(p)
-			if j >= 0 {
-				end = i + j + 1
-			}
-			at, tail := bareCRDot(p[i:end])
-			if at >= 0 {
-				return out, i, false, errSmuggling
-			}
-			if j < 0 {
-				out = append(out, p[i:]...)
-				d.size += int64(len(p) - i)
-				d.lastCR = p[len(p)-1] == '\r'
-				d.crDot = tail || crDot
-				i = len(p)
-				continue
-			}
-			cr := d.lastCR
-			if j > 0 {
-				cr = p[i+j-1] == '\r'
-			}
-			out = append(out, p[i:i+j+1]...)
-			d.size += int64(j + 1)
-			d.bareLF = !cr
-			d.st = atLineStart
-			i += j + 1
+			pass([]byte(".\r"))
+			d.st = afterCR
 		}
 	}
-	d.scanned += int64(i)
 	return out, i, false, nil
-}
-
-// bareCRDot returns the offset in seg of a bare CR followed by "." and a
-// CR or LF, or -1; tail reports that seg ends with a bare CR and ".",
-// whose next octet is still to come.
-func bareCRDot(seg []byte) (at int, tail bool) {
-	for off := 0; ; {
-		k := bytes.Index(seg[off:], []byte("\r."))
-		if k < 0 {
-			return -1, false
-		}
-		k += off
-		if k+2 == len(seg) {
-			return -1, true
-		}
-		if c := seg[k+2]; c == '\r' || c == '\n' {
-			return k, false
-		}
-		off = k + 2
-	}
 }
