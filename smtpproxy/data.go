@@ -89,6 +89,7 @@ func (d *dataScanner) scan(out, p []byte) (_ []byte, n int, done bool, err error
 			case '.':
 				d.st = afterCRDot
 			case '\r':
+				// A CR after a CR: still right after one.
 			default:
 				d.st = inLine
 			}
