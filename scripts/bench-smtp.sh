@@ -8,6 +8,11 @@
 # configured relay), in two phases:
 #   direct:  the box namespace holds a plain Linux bridge (br0 over eth1 and
 #            eth2, STP off), no relaygate at all;
+#   floor:   br0 deleted, internal/testutil/splicerelay started on the
+#            appliance's configuration: the same bridge, ruleset,
+#            transparent listener and onward dialer as the appliance, but
+#            it only copies bytes both ways (splice(2)), no SMTP. What any
+#            transparent proxy costs on this machine (FLOOR=0 skips it);
 #   through: br0 deleted, the appliance started in enforce mode; every
 #            connection is diverted to the proxy, which connects onward
 #            from the relay's own address.
@@ -22,6 +27,7 @@
 # Prints Markdown tables; keeps raw output in $OUT.
 #
 # Each phase runs ROUNDS times, alternating; the table has the medians.
+# "floor ratio" is floor over direct, "of floor" through over floor.
 #
 # CPUs: in production the relay, the box and the MX are three machines. In
 # this lab they share the machine's CPUs, and every cycle the proxy spends
@@ -43,7 +49,7 @@
 #
 # Usage: sudo scripts/bench-smtp.sh   (LAB=rgbench, ROUNDS=3, SCALE=1 multiplies
 #        the message counts, RELAYGATE_BIN=dir with a prebuilt appliance,
-#        OUT=dir for raw output and the table, PIN=0, RPS=1)
+#        OUT=dir for raw output and the table, PIN=0, RPS=1, FLOOR=0)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LAB=${LAB:-rgbench}
@@ -52,6 +58,7 @@ ROUNDS=${ROUNDS:-3}
 MX=203.0.113.25
 PIN=${PIN:-1}
 RPS=${RPS:-0}
+FLOOR=${FLOOR:-1}
 ncpu=$(nproc)
 if [ "$PIN" = 1 ] && [ "$ncpu" -ge 2 ]; then
 	HOST_CPUS=${HOST_CPUS:-0}
@@ -79,6 +86,9 @@ chmod 755 "$OUT"
 BIN=${RELAYGATE_BIN:-$OUT/bin}
 [ -n "${RELAYGATE_BIN:-}" ] || CGO_ENABLED=0 go build -o "$BIN/appliance" ./cmd/appliance
 CGO_ENABLED=0 go build -o "$OUT/bin/smtpload" ./internal/testutil/smtpload
+CGO_ENABLED=0 go build -o "$OUT/bin/splicerelay" ./internal/testutil/splicerelay
+phases=(direct through)
+if [ "$FLOOR" = 1 ]; then phases=(direct floor through); fi
 
 x() { local n=$1; shift; ip netns exec "$LAB-$n" "$@"; }
 pids=()
@@ -176,8 +186,12 @@ bridge_down() {
 lab_config enforce "$OUT/data" "log:
   level: warn" >"$OUT/appliance.yaml"
 apid=
+# appliance_up [COMMAND...]: the appliance, or COMMAND on its configuration
+# (the floor's splicerelay), in the box namespace until diverting.
 appliance_up() {
-	ip netns exec "$LAB-box" "${onbox[@]}" "$BIN/appliance" run --config "$OUT/appliance.yaml" >>"$OUT/appliance.log" 2>&1 &
+	local cmd=("$@")
+	[ ${#cmd[@]} -gt 0 ] || cmd=("$BIN/appliance" run --config)
+	ip netns exec "$LAB-box" "${onbox[@]}" "${cmd[@]}" "$OUT/appliance.yaml" >>"$OUT/appliance.log" 2>&1 &
 	apid=$!
 	pids+=($apid)
 	for i in $(seq 100); do
@@ -187,10 +201,11 @@ appliance_up() {
 	done
 	sleep 1
 }
+# appliance_down LABEL: stop it, record the packets it had diverted.
 appliance_down() {
 	local diverted
 	diverted=$(x box nft list counter bridge relaygate diverted 2>/dev/null | sed -n 's/.*packets \([0-9]*\).*/\1/p' | head -1)
-	echo "round $1: ${diverted:-?}" >>"$OUT/diverted.txt"
+	echo "$1: ${diverted:-?}" >>"$OUT/diverted.txt"
 	kill "$apid"
 	wait "$apid" || true
 	x box "$BIN/appliance" teardown --config "$OUT/appliance.yaml" >/dev/null
@@ -202,14 +217,19 @@ for r in $(seq "$ROUNDS"); do
 	bridge_up
 	measure "direct-$r"
 	bridge_down
+	if [ "$FLOOR" = 1 ]; then
+		appliance_up "$OUT/bin/splicerelay" -config
+		measure "floor-$r"
+		appliance_down "round $r, floor"
+	fi
 	appliance_up
 	measure "through-$r"
-	appliance_down "$r"
+	appliance_down "round $r, through"
 done
 
 # Per row, the median over the rounds of each number.
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
-for phase in direct through; do
+for phase in "${phases[@]}"; do
 	: >"$OUT/$phase.txt"
 	for i in $(seq ${#rows[@]}); do
 		read -r size s _ <<<"${rows[$((i - 1))]}"
@@ -234,31 +254,59 @@ done
 rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 state=""
 if [ -n "$(git status --porcelain -- smtpproxy 2>/dev/null)" ]; then state=" with uncommitted proxy work"; fi
+floorf=/dev/null
+if [ "$FLOOR" = 1 ]; then floorf=$OUT/floor.txt; fi
+# table: one line per row from direct.txt, floor.txt (or nothing),
+# through.txt and ratio-range.txt; WHAT is "rates" or "busy".
+table() {
+	awk -v what="$1" -v n="$ncpu" '
+		FILENAME == ARGV[1] { d[FNR] = $0; rows = FNR; next }
+		FILENAME == ARGV[2] { f[FNR] = $0; next }
+		FILENAME == ARGV[3] { t[FNR] = $0; next }
+		{ rr[FNR] = $0 }
+		function busy(line,   x, i, out) {
+			split(line, x, " ")
+			for (i = 0; i < n; i++) out = out (i ? "/" : "") x[6 + i]
+			return out
+		}
+		END {
+			for (i = 1; i <= rows; i++) {
+				split(d[i], D, " "); split(t[i], T, " ")
+				label = (D[1] >= 1048576 ? int(D[1] / 1048576) " MB" : int(D[1] / 1024) " KB")
+				if (what == "busy") {
+					printf "| %s | %d | %s | %s | %s |\n", label, D[2], busy(d[i]), (i in f ? busy(f[i]) : "-"), busy(t[i])
+					continue
+				}
+				fr = "-"; fratio = "-"; of = "-"; fadd = "-"
+				if (i in f) {
+					split(f[i], F, " ")
+					fr = sprintf("%.0f", F[3]); fratio = sprintf("%.2f", F[3] / D[3])
+					of = sprintf("%.2f", T[3] / F[3]); fadd = sprintf("%+.2f", F[4] - D[4])
+				}
+				printf "| %s | %d | %.0f | %s | %.0f | %.2f | %s | %s | %s | %.2f | %s | %.2f | %+.2f | %.2f | %.2f | %+.2f |\n",
+					label, D[2], D[3], fr, T[3], T[3] / D[3], rr[i], fratio, of,
+					D[4], fadd, T[4], T[4] - D[4], D[5], T[5], T[5] - D[5]
+			}
+		}' "$OUT/direct.txt" "$floorf" "$OUT/through.txt" "$OUT/ratio-range.txt"
+}
 {
 	echo "SMTP through the proxy vs direct: $(date -u +%Y-%m-%dT%H:%MZ), $rev$state, $(nproc) CPUs ($cpus), $(uname -r)"
 	echo
-	echo "| size | sessions | direct msg/s | through msg/s | ratio | rounds' ratios | direct p50 ms | through p50 ms | added p50 ms | direct p99 ms | through p99 ms | added p99 ms |"
-	echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
-	paste -d' ' <(cut -d' ' -f1-5 "$OUT/direct.txt") <(cut -d' ' -f1-5 "$OUT/through.txt") "$OUT/ratio-range.txt" | while read -r size s dr dp50 dp99 _ _ tr tp50 tp99 rr; do
-		label=$([ "$size" -ge 1048576 ] && echo "$((size / 1048576)) MB" || echo "$((size / 1024)) KB")
-		awk -v l="$label" -v s="$s" -v dr="$dr" -v tr="$tr" -v rr="$rr" -v d5="$dp50" -v t5="$tp50" -v d9="$dp99" -v t9="$tp99" \
-			'BEGIN { printf "| %s | %d | %.0f | %.0f | %.2f | %s | %.2f | %.2f | %+.2f | %.2f | %.2f | %+.2f |\n", l, s, dr, tr, tr / dr, rr, d5, t5, t5 - d5, d9, t9, t9 - d9 }'
-	done
+	echo "| size | sessions | direct msg/s | floor msg/s | through msg/s | ratio | rounds' ratios | floor ratio | of floor | direct p50 ms | floor added p50 ms | through p50 ms | added p50 ms | direct p99 ms | through p99 ms | added p99 ms |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+	table rates
 	echo
-	echo "Medians over $ROUNDS alternating rounds (direct, through, direct, ...); \"rounds' ratios\": the lowest"
-	echo "and highest of each round's through over the same round's direct. Packets diverted to the proxy"
-	echo "in the through rounds (0 would mean the bridge was measured):"
+	echo "Medians over $ROUNDS alternating rounds (${phases[*]}, ...); \"ratio\": through over direct;"
+	echo "\"rounds' ratios\": the lowest and highest of each round's through over the same round's direct;"
+	echo "\"floor ratio\": floor (a transparent relay that only copies bytes) over direct; \"of floor\":"
+	echo "through over floor. Packets diverted (0 would mean the bridge was measured):"
 	echo
 	sed 's/^/    /' "$OUT/diverted.txt"
 	echo
 	echo "Busy share of each CPU (cpu0/cpu1/...) while smtp-source ran, medians:"
 	echo
-	echo "| size | sessions | direct: busy % per CPU | through: busy % per CPU |"
-	echo "|---|---|---|---|"
-	paste -d' ' "$OUT/direct.txt" "$OUT/through.txt" | awk -v n="$ncpu" '{
-		label = ($1 >= 1048576 ? int($1 / 1048576) " MB" : int($1 / 1024) " KB")
-		d = ""; t = ""
-		for (i = 0; i < n; i++) { d = d (i ? "/" : "") $(6 + i); t = t (i ? "/" : "") $(6 + n + 5 + i) }
-		printf "| %s | %d | %s | %s |\n", label, $2, d, t }'
+	echo "| size | sessions | direct: busy % per CPU | floor: busy % per CPU | through: busy % per CPU |"
+	echo "|---|---|---|---|---|"
+	table busy
 } | tee "$OUT/bench-smtp.md"
 echo "raw output in $OUT" >&2

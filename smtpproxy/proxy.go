@@ -532,7 +532,7 @@ func (s *server) handle(c net.Conn) {
 		dst:   unmapPort(addrOf(c.LocalAddr())),
 		lim:   *p.limits.Load(),
 	}
-	cn.log = p.logger.With("conn_id", cn.id, "client", cn.src.String(), "orig_dst", cn.dst.String())
+	cn.log = connLogger(p.logger, slog.Uint64("conn_id", cn.id), slog.Any("client", cn.src), slog.Any("orig_dst", cn.dst))
 	log = cn.log
 	if !cn.src.IsValid() || !cn.dst.IsValid() {
 		log.Warn("connection without IP addresses, closed", "remote", c.RemoteAddr().String(), "local", c.LocalAddr().String())

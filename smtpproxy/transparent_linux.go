@@ -64,12 +64,13 @@ func (d TransparentDialer) Dial(ctx context.Context, src netip.Addr, dst netip.A
 	nd := net.Dialer{
 		Timeout:   d.Timeout,
 		KeepAlive: -1, // the session's timeouts cover a dead peer
-		LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(src, 0)),
 		Control: func(network, _ string, rc syscall.RawConn) error {
 			return setTransparent(rc, network, d.Mark, false)
 		},
 	}
-	c, err := nd.DialContext(ctx, network, dst.String())
+	// DialTCP takes the addresses as they are: no string to format and
+	// parse again, no resolver, on every session.
+	c, err := nd.DialTCP(ctx, network, netip.AddrPortFrom(src, 0), dst)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s from %s: %w", dst, src, err)
 	}
