@@ -135,14 +135,17 @@ func relay(ctx context.Context, d smtpproxy.TransparentDialer, cl *net.TCPConn) 
 }
 
 // pipe copies src to dst (splice(2) between the two TCP sockets) and then
-// half-closes dst, so that a QUIT's close travels on as a FIN.
+// half-closes dst, so that a QUIT's close travels on as a FIN. A peer that
+// resets or has gone is how sessions end here (smtp-source resets its
+// connection once it has read the 221): not worth a log line each.
 func pipe(dst, src *net.TCPConn) error {
 	_, err := io.Copy(dst, src)
-	if cerr := dst.CloseWrite(); err == nil && cerr != nil && !errors.Is(cerr, net.ErrClosed) {
+	if cerr := dst.CloseWrite(); err == nil {
 		err = cerr
 	}
-	if err != nil {
-		return fmt.Errorf("copy %s -> %s: %w", src.RemoteAddr(), dst.RemoteAddr(), err)
+	if err == nil || errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ENOTCONN) {
+		return nil
 	}
-	return nil
+	return fmt.Errorf("copy %s -> %s: %w", src.RemoteAddr(), dst.RemoteAddr(), err)
 }
