@@ -105,9 +105,10 @@ func run(ctx context.Context, path string, log *slog.Logger) error {
 			log.Warn("accept", "err", err)
 			continue
 		}
-		wg.Add(1)
+		// Sessions in flight when it stops end with the process: this is a
+		// benchmark's tool, and a session without timeouts must not keep
+		// it (and the benchmark) waiting.
 		go func() {
-			defer wg.Done()
 			if err := relay(ctx, dialer, c.(*net.TCPConn)); err != nil {
 				log.Warn("relay", "err", err)
 			}
