@@ -5,7 +5,7 @@
 #
 # The lab of scripts/lab.sh (LAB=rgbench) with smtp-sink on the MX
 # (203.0.113.25:25) and the load from the relay host (10.10.0.25, a
-# configured relay), in two phases:
+# configured relay), in three phases:
 #   direct:  the box namespace holds a plain Linux bridge (br0 over eth1 and
 #            eth2, STP off), no relaygate at all;
 #   floor:   br0 deleted, internal/testutil/splicerelay started on the

@@ -78,6 +78,9 @@ func run(ctx context.Context, path string, log *slog.Logger) error {
 		return fmt.Errorf("start diverting: %w", err)
 	}
 
+	// The heartbeat has ended before the deferred Stop empties the
+	// liveness sets (wg.Wait below): a refresh after it would turn the
+	// diversion on again.
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
