@@ -91,3 +91,12 @@ func (e *Event) Normalize() {
 type Recorder interface {
 	Record(Event)
 }
+
+// Tallier counts an event without storing it. A producer that holds back
+// repeated events (a flood of refusals, a relay's retries against a limit)
+// hands the held-back ones to Tally, so that the per-minute counts still
+// count every attempt. A Recorder that also counts what it records
+// implements it (the store does).
+type Tallier interface {
+	Tally(Event)
+}

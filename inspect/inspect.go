@@ -410,7 +410,35 @@ func (in *Inspector) endFlow(f *flow, t time.Time) {
 	}
 	cfg := in.cfg.Load()
 	in.inv.flowEnded(f, t)
-	if f.isRelay || cfg.mode != config.Monitor || in.opts.Recorder == nil {
+	if cfg.mode != config.Monitor || in.opts.Recorder == nil {
+		// In enforce mode the proxy records every diverted session itself.
+		return
+	}
+	if f.isRelay {
+		// Monitor mode: the relay's session is what the dashboard counts
+		// as relayed, as the proxy's would be in enforce mode. Messages
+		// are those the server accepted on the wire; after STARTTLS none
+		// can be seen, and the session counts as encrypted.
+		e := event.Event{
+			Time:       f.last,
+			Kind:       event.Relayed,
+			Client:     f.key.cli.Addr(),
+			Server:     f.key.srv.Addr(),
+			ServerPort: f.key.srv.Port(),
+			Relay:      f.relay,
+			Helo:       c.Helo,
+			MailFrom:   c.MailFrom,
+			Rcpt:       append([]string{}, c.Rcpt...),
+			Code:       c.FinalCode,
+			Messages:   c.Accepted,
+			Bytes:      f.cli.Bytes,
+			Encrypted:  c.Encrypted,
+			Detail:     flowDetail(c),
+		}
+		if e.Code == 0 {
+			e.Code = c.LastCode
+		}
+		in.opts.Recorder.Record(e)
 		return
 	}
 	in.st.wouldBlock.Add(1)

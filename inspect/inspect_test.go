@@ -705,3 +705,67 @@ func checkEvidenceOrder(t *testing.T, in *Inspector, when string, want int) {
 		t.Errorf("%s: evidence has %d packets, want %d", when, n, want)
 	}
 }
+
+// TestMonitorRelayedFeedsSeries: in monitor mode a relay's sessions are
+// recorded as relayed events, and the store counts them in the series the
+// dashboard draws (messages per relay and per relay and sender, sessions
+// per client, encrypted sessions), as the proxy's events do in enforce
+// mode.
+func TestMonitorRelayedFeedsSeries(t *testing.T) {
+	r := newRig(t, config.Monitor, true)
+	r.in.opts.Recorder = r.st
+	var frames []frame
+	for i := 0; i < 4; i++ {
+		f := newTCPFlow(t, relay+":"+itoa(41100+i), mx+":25")
+		f.now = t0.Add(time.Duration(i) * 10 * time.Second)
+		f.smtpSession("relay.example", "User@Example.com", []string{"r@remote.example"}, 5)
+		frames = append(frames, f.frames...)
+	}
+	enc := newTCPFlow(t, relay+":41200", mx+":25").handshake()
+	enc.server("220 mx ESMTP\r\n")
+	enc.client("EHLO relay.example\r\n")
+	enc.server("250-mx\r\n250 STARTTLS\r\n")
+	enc.client("STARTTLS\r\n")
+	enc.server("220 2.0.0 Ready to start TLS\r\n")
+	enc.client("\x16\x03\x01\x02\x00 encrypted\r\n")
+	enc.close()
+	frames = append(frames, enc.frames...)
+	r.replay(t, frames)
+	ctx := context.Background()
+	if err := r.st.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sum := func(metric, key string) int64 {
+		pts, err := r.st.Series(ctx, store.SeriesQuery{Metric: metric, Key: key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int64
+		for _, p := range pts {
+			n += p.Value
+		}
+		return n
+	}
+	got := map[string]int64{
+		"relay_messages":           sum(store.SeriesRelayMessages, "mail-relay"),
+		"relay_sender_messages":    sum(store.SeriesRelaySenderMessages, store.RelaySenderKey("mail-relay", "user@example.com")),
+		"attempts_relayed":         sum(store.AttemptsSeries(event.Relayed), relay),
+		"relay_encrypted_sessions": sum(store.SeriesRelayEncrypted, "mail-relay"),
+	}
+	want := map[string]int64{"relay_messages": 20, "relay_sender_messages": 20, "attempts_relayed": 5, "relay_encrypted_sessions": 1}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("series (-want +got):\n%s", diff)
+	}
+	evs, err := r.st.Events(ctx, store.Query{Kind: event.Relayed, Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 5 {
+		t.Fatalf("relayed events = %d, want 5 (one per session)", len(evs))
+	}
+	for _, e := range evs {
+		if e.Relay != "mail-relay" || !strings.HasPrefix(e.Detail, "seen passively") {
+			t.Errorf("relayed event %+v, want relay mail-relay and a passive detail", e)
+		}
+	}
+}

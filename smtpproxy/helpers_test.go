@@ -176,6 +176,9 @@ func startProxy(t testing.TB, opts Options) *testProxy {
 func startProxyOn(t testing.TB, addr string, opts Options) *testProxy {
 	t.Helper()
 	rec := newFakeRecorder()
+	if tee, ok := opts.Recorder.(teeRecorder); ok {
+		rec = tee.fakeRecorder
+	}
 	if opts.Recorder == nil {
 		opts.Recorder = rec
 	}

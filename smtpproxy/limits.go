@@ -10,11 +10,12 @@ import (
 
 // Series metric names, as package store defines them (checked by a test),
 // so that this package does not depend on the store.
+// The store counts relayed messages per relay and sender and deferrals
+// from the events themselves; only the recipient domains of accepted
+// messages (all of them, not only the recipients an event keeps) are
+// added here.
 const (
-	seriesRelayMessages  = "relay_messages"
-	seriesSenderMessages = "sender_messages"
 	seriesDomainMessages = "domain_messages"
-	seriesDeferred       = "deferred"
 )
 
 // Series receives per-minute counts; *store.Store satisfies it. It must

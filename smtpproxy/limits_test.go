@@ -1,9 +1,9 @@
 package smtpproxy
 
 import (
+	"context"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,34 +16,80 @@ import (
 	"github.com/relaygate/relaygate/store"
 )
 
-// fakeSeries records AddSeries calls.
-type fakeSeries struct {
-	mu sync.Mutex
-	m  map[string]int64 // "metric/key"
+// storeSeries is a real store in a temp dir that receives the proxy's
+// events (through a tee beside the test's fake recorder) and series: the
+// per-minute counts the tests read are the store's own.
+type storeSeries struct {
+	t  *testing.T
+	st *store.Store
 }
 
-func (s *fakeSeries) AddSeries(metric, key string, _ time.Time, delta int64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.m == nil {
-		s.m = map[string]int64{}
+func newStoreSeries(t *testing.T) *storeSeries {
+	t.Helper()
+	st, err := store.Open(context.Background(), t.TempDir(), store.Options{PruneInterval: -1})
+	if err != nil {
+		t.Fatal(err)
 	}
-	s.m[metric+"/"+key] += delta
+	t.Cleanup(func() { st.Close() })
+	return &storeSeries{t: t, st: st}
 }
 
-func (s *fakeSeries) get() map[string]int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// teeRecorder records into the fake recorder of the test and the store.
+type teeRecorder struct {
+	*fakeRecorder
+	st *store.Store
+}
+
+func (r teeRecorder) Record(e event.Event) { r.fakeRecorder.Record(e); r.st.Record(e) }
+func (r teeRecorder) Tally(e event.Event)  { r.st.Tally(e) }
+
+// options returns o with the store as series and a tee as recorder.
+func (s *storeSeries) options(o Options) Options {
+	o.Series = s.st
+	o.Recorder = teeRecorder{newFakeRecorder(), s.st}
+	return o
+}
+
+// get returns the sums of every key of the metrics the proxy feeds, as
+// "metric/key".
+func (s *storeSeries) get() map[string]int64 {
+	s.t.Helper()
+	return s.sums(store.SeriesRelayMessages, store.SeriesSenderMessages, store.SeriesDomainMessages, store.SeriesDeferred)
+}
+
+// outcomes returns the sums of the outcome series (attempts by kind and
+// client, blocked, deferred), as "metric/key".
+func (s *storeSeries) outcomes() map[string]int64 {
+	s.t.Helper()
+	var ms []string
+	for _, k := range event.Kinds {
+		ms = append(ms, store.AttemptsSeries(k))
+	}
+	return s.sums(append(ms, store.SeriesBlocked, store.SeriesDeferred)...)
+}
+
+func (s *storeSeries) sums(metrics ...string) map[string]int64 {
+	s.t.Helper()
+	ctx := context.Background()
+	if err := s.st.Flush(ctx); err != nil {
+		s.t.Fatal(err)
+	}
 	out := map[string]int64{}
-	for k, v := range s.m {
-		out[k] = v
+	for _, m := range metrics {
+		pts, err := s.st.Series(ctx, store.SeriesQuery{Metric: m})
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		for _, p := range pts {
+			out[p.Metric+"/"+p.Key] += p.Value
+		}
 	}
 	return out
 }
 
 func TestSeriesNames(t *testing.T) {
-	got := []string{seriesRelayMessages, seriesSenderMessages, seriesDomainMessages, seriesDeferred}
-	want := []string{store.SeriesRelayMessages, store.SeriesSenderMessages, store.SeriesDomainMessages, store.SeriesDeferred}
+	got := []string{seriesDomainMessages}
+	want := []string{store.SeriesDomainMessages}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("series names (-store +smtpproxy):\n%s", diff)
 	}
@@ -108,8 +154,8 @@ func TestMessageLimits(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			mx := fakemx.Start(t, "127.0.0.1:0")
 			clock := newFakeClock()
-			series := &fakeSeries{}
-			tp := relayProxy(t, mx.Addr(), Options{MailLimits: tt.limits, Now: clock.Now, Series: series})
+			series := newStoreSeries(t)
+			tp := relayProxy(t, mx.Addr(), series.options(Options{MailLimits: tt.limits, Now: clock.Now}))
 			c := dialFrom(t, "127.0.0.1", tp.addr)
 			c.reply()
 			c.cmd("EHLO relay.example.org")
@@ -132,7 +178,7 @@ func TestMessageLimits(t *testing.T) {
 			if len(deferred) != 1 || deferred[0].Detail != tt.detail || deferred[0].Relay != "mail-relay" {
 				t.Errorf("deferred events %+v, want one with detail %q", deferred, tt.detail)
 			}
-			if got := series.get()[seriesDeferred+"/mail-relay"]; got != 1 {
+			if got := series.get()[store.SeriesDeferred+"/mail-relay"]; got != 1 {
 				t.Errorf("deferred series = %d, want 1", got)
 			}
 			// Once the sliding minute has passed, the retry passes.
@@ -147,8 +193,8 @@ func TestMessageLimits(t *testing.T) {
 
 func TestSeries(t *testing.T) {
 	mx := fakemx.Start(t, "127.0.0.1:0")
-	series := &fakeSeries{}
-	tp := relayProxy(t, mx.Addr(), Options{Series: series})
+	series := newStoreSeries(t)
+	tp := relayProxy(t, mx.Addr(), series.options(Options{}))
 	c := dialFrom(t, "127.0.0.1", tp.addr)
 	c.reply()
 	c.cmd("EHLO r")
@@ -302,8 +348,8 @@ func TestDeferredEventsBounded(t *testing.T) {
 	const body = "Subject: x\r\n\r\nx\r\n"
 	mx := fakemx.Start(t, "127.0.0.1:0")
 	clock := newFakeClock()
-	series := &fakeSeries{}
-	tp := relayProxy(t, mx.Addr(), Options{MailLimits: MailLimits{SenderMessagesPerMinute: 1}, Now: clock.Now, Series: series})
+	series := newStoreSeries(t)
+	tp := relayProxy(t, mx.Addr(), series.options(Options{MailLimits: MailLimits{SenderMessagesPerMinute: 1}, Now: clock.Now}))
 	c := dialFrom(t, "127.0.0.1", tp.addr)
 	c.reply()
 	c.cmd("EHLO relay.example.org")
@@ -331,7 +377,7 @@ func TestDeferredEventsBounded(t *testing.T) {
 	if evs := deferred(); len(evs) != 1 || strings.Contains(evs[0].Detail, "more deferred") {
 		t.Fatalf("deferred events after 5 deferrals of one sender: %+v, want one", evs)
 	}
-	if got := series.get()[seriesDeferred+"/mail-relay"]; got != 5 {
+	if got := series.get()[store.SeriesDeferred+"/mail-relay"]; got != 5 {
 		t.Errorf("deferred series = %d, want 5 (every deferral counted)", got)
 	}
 	if got := metricValue(t, tp.metrics.deferrals.WithLabelValues("sender_messages_per_minute")); got != 5 {

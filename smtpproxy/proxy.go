@@ -470,6 +470,7 @@ func (p *Proxy) recordUpstreamRefusal(e event.Event) {
 func recordThrottled[K comparable](p *Proxy, th *eventThrottle[K], key K, e event.Event, what, counted string) {
 	ok, held, since := th.allow(key, p.now())
 	if !ok {
+		p.tally(e)
 		return
 	}
 	if held > 0 {
@@ -482,6 +483,15 @@ func recordThrottled[K comparable](p *Proxy, th *eventThrottle[K], key K, e even
 func (p *Proxy) record(e event.Event) {
 	e.Normalize()
 	p.recorder.Record(e)
+}
+
+// tally counts an event that a throttle held back, where the recorder
+// counts events (event.Tallier): the per-minute series count every one.
+func (p *Proxy) tally(e event.Event) {
+	if t, ok := p.recorder.(event.Tallier); ok {
+		e.Normalize()
+		t.Tally(e)
+	}
 }
 
 // server is one Serve call's state.
@@ -579,20 +589,25 @@ func (s *server) refuse(c net.Conn, cn *conn, isRelay bool, relay policy.Relay, 
 	class, kind := classRefused, event.Refused
 	if isRelay {
 		class, kind = classDeferred, event.Deferred
+		// A relay over proxy.max_conns is a deferral like any other limit's.
+		p.metrics.deferrals.WithLabelValues(limitName(reason)).Inc()
 	}
 	p.metrics.conns.WithLabelValues(class).Inc()
 	cn.log.Debug("connection over cap refused", "cap", reason, "relay", relay.Name)
+	e := event.Event{
+		Time:       cn.start,
+		Kind:       kind,
+		Client:     cn.src,
+		Server:     cn.dst.Addr(),
+		ServerPort: cn.dst.Port(),
+		Relay:      relay.Name,
+		Code:       421,
+		Detail:     fmt.Sprintf("421 4.7.0 %s (%s); further refusals of this source within %s are not recorded one by one (counted in the series)", text, reason, eventEvery),
+	}
 	if ok, _, _ := p.refusals.allow(cn.src, cn.start); ok {
-		p.record(event.Event{
-			Time:       cn.start,
-			Kind:       kind,
-			Client:     cn.src,
-			Server:     cn.dst.Addr(),
-			ServerPort: cn.dst.Port(),
-			Relay:      relay.Name,
-			Code:       421,
-			Detail:     fmt.Sprintf("421 4.7.0 %s (%s); further refusals of this source within %s are not recorded", text, reason, eventEvery),
-		})
+		p.record(e)
+	} else {
+		p.tally(e)
 	}
 }
 

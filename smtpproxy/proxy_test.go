@@ -138,6 +138,7 @@ func TestConnectionCaps(t *testing.T) {
 		attempts                []attempt
 		wantRefused, wantDeferr int // events
 		wantRefusedMetric       float64
+		wantSeries              map[string]int64 // the store's outcome series, "metric/key"
 		free                    int // closing this many of the first connections makes room for attempts[0] again
 	}{
 		{
@@ -154,6 +155,7 @@ func TestConnectionCaps(t *testing.T) {
 				{"127.0.0.2", mxGreeting},
 			},
 			wantRefused: 1, wantRefusedMetric: 2, free: 1,
+			wantSeries: map[string]int64{"attempts_refused/127.0.0.1": 2, "blocked/127.0.0.1": 2},
 		},
 		{
 			name:         "total: non-relays stop below max_conns, relays use the reserve",
@@ -168,6 +170,8 @@ func TestConnectionCaps(t *testing.T) {
 				{"127.0.0.2", total}, // a relay at max_conns is deferred
 			},
 			wantRefused: 1, wantDeferr: 1, wantRefusedMetric: 1,
+			wantSeries: map[string]int64{"attempts_refused/127.0.0.5": 1, "blocked/127.0.0.5": 1,
+				"attempts_deferred/127.0.0.2": 1, "deferred/mail-relay": 1},
 			free: 2, // 4 non-relays and 1 relay are open; non-relays need total < 4
 		},
 	}
@@ -176,11 +180,12 @@ func TestConnectionCaps(t *testing.T) {
 			mx := fakemx.Start(t, "127.0.0.1:0")
 			lim := testLimits()
 			lim.MaxConnsPerSource, lim.MaxConns = tt.maxPerSource, tt.maxConns
-			tp := startProxy(t, Options{
+			series := newStoreSeries(t)
+			tp := startProxy(t, series.options(Options{
 				Dialer: &fakeDialer{target: mx.Addr()},
 				Limits: lim,
 				Policy: testPolicy(t, "mail-relay", "127.0.0.2/32"),
-			})
+			}))
 			var open []*smtpClient
 			for i, a := range tt.attempts {
 				c := dialFrom(t, a.src, tp.addr)
@@ -198,6 +203,13 @@ func TestConnectionCaps(t *testing.T) {
 			countKind(t, tp.rec, event.Deferred, tt.wantDeferr)
 			if got := metricValue(t, tp.metrics.conns.WithLabelValues(classRefused)); got != tt.wantRefusedMetric {
 				t.Errorf("connections_total{class=refused} = %v, want %v", got, tt.wantRefusedMetric)
+			}
+			if got := metricValue(t, tp.metrics.deferrals.WithLabelValues("max_conns")); got != float64(tt.wantDeferr) {
+				t.Errorf("deferrals_total{limit=max_conns} = %v, want %v", got, tt.wantDeferr)
+			}
+			got := series.outcomes()
+			if diff := cmp.Diff(tt.wantSeries, got); diff != "" {
+				t.Errorf("series (-want +got):\n%s", diff)
 			}
 			for _, e := range tp.rec.all() {
 				if e.Kind == event.Refused && (e.Client != netip.MustParseAddr("127.0.0.1") && e.Client != netip.MustParseAddr("127.0.0.5") || e.Code != 421) {

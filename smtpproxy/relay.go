@@ -156,7 +156,6 @@ func (s *server) sessionLimit(c net.Conn, cn *conn, relay policy.Relay, text, li
 	fmt.Fprintf(c, "421 4.7.0 %s\r\n", text)
 	now := p.now()
 	p.metrics.deferrals.WithLabelValues(limitName(limit)).Inc()
-	p.addSeries(seriesDeferred, relay.Name, now, 1)
 	p.recordDeferral(event.Event{
 		Time: now, Kind: event.Deferred,
 		Client: cn.src, Server: cn.dst.Addr(), ServerPort: cn.dst.Port(),

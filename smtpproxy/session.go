@@ -434,7 +434,6 @@ func (rs *relaySession) deferLimit(it *item, code int, enh, text, limit string) 
 	}
 	now := rs.p.now()
 	rs.p.metrics.deferrals.WithLabelValues(limitName(limit)).Inc()
-	rs.p.addSeries(seriesDeferred, rs.relay.Name, now, 1)
 	rs.p.recordDeferral(event.Event{
 		Time: now, Kind: event.Deferred,
 		Client: rs.cn.src, Server: rs.cn.dst.Addr(), ServerPort: rs.cn.dst.Port(),
@@ -641,8 +640,6 @@ func (rs *relaySession) messageAccepted(size int64, rp reply) {
 	lim := p.limiter
 	lim.relayMsgs.Add(rs.relay.Name, 1, now)
 	lim.senderMsgs.Add(key, 1, now)
-	p.addSeries(seriesRelayMessages, rs.relay.Name, now, 1)
-	p.addSeries(seriesSenderMessages, key, now, 1)
 	for _, d := range rs.tx.domains {
 		lim.domainMsgs.Add(d, 1, now)
 		p.addSeries(seriesDomainMessages, d, now, 1)

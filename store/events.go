@@ -27,6 +27,9 @@ func (s *Store) Record(e event.Event) {
 	// The caller may reuse its slice after Record returns.
 	e.Rcpt = slices.Clone(e.Rcpt)
 	e.Normalize()
+	// Counted even when the queue drops it: the series count attempts,
+	// the events are their evidence.
+	s.tally(&e)
 
 	s.mu.RLock()
 	defer s.mu.RUnlock()
