@@ -139,7 +139,7 @@ func TestConnectionCaps(t *testing.T) {
 		wantRefused, wantDeferr int // events
 		wantRefusedMetric       float64
 		wantSeries              map[string]int64 // the store's outcome series, "metric/key"
-		free                    int // closing this many of the first connections makes room for attempts[0] again
+		free                    int              // closing this many of the first connections makes room for attempts[0] again
 	}{
 		{
 			name:         "per source: the third connection from one source gets 421, relays and others still get through",

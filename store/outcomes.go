@@ -100,4 +100,3 @@ func (s *Store) tally(e *event.Event) {
 		}
 	}
 }
-
