@@ -322,25 +322,90 @@ func scanEvent(rows *sql.Rows) (event.Event, error) {
 // Host aggregates the events of one client address.
 type Host struct {
 	Addr netip.Addr `json:"addr"`
-	// Attempts counts events of any kind from the address.
+	// Attempts counts everything the address tried: sessions refused,
+	// blocked or seen (would_block), messages and sessions relayed,
+	// deferrals and upstream errors.
 	Attempts int64 `json:"attempts"`
-	// Blocked counts blocked, would_block and refused events.
-	Blocked   int64     `json:"blocked"`
-	Relayed   int64     `json:"relayed"`
-	Deferred  int64     `json:"deferred"`
-	FirstSeen time.Time `json:"first_seen"`
-	LastSeen  time.Time `json:"last_seen"`
+	// Blocked counts blocked, would_block and refused attempts (the
+	// dashboard's "Blocked" and its top offending hosts count the same).
+	Blocked    int64     `json:"blocked"`
+	Relayed    int64     `json:"relayed"`
+	Deferred   int64     `json:"deferred"`
+	Refused    int64     `json:"refused"`
+	WouldBlock int64     `json:"would_block"`
+	FirstSeen  time.Time `json:"first_seen"`
+	LastSeen   time.Time `json:"last_seen"`
 }
 
-// Hosts aggregates the stored events per client address, most recently seen
-// first. limit defaults to 100 and is at most 10000.
+// hostsQuery aggregates the outcome series per client (the counts) and the
+// stored events (the exact first and last time; the series' minutes where
+// an address has no stored event left).
+const hostsQuery = `WITH s AS (
+		SELECT key AS client, SUM(value) AS attempts,
+			SUM(CASE WHEN metric IN (?, ?, ?) THEN value ELSE 0 END) AS blocked,
+			SUM(CASE WHEN metric = ? THEN value ELSE 0 END) AS relayed,
+			SUM(CASE WHEN metric = ? THEN value ELSE 0 END) AS deferred,
+			SUM(CASE WHEN metric = ? THEN value ELSE 0 END) AS refused,
+			SUM(CASE WHEN metric = ? THEN value ELSE 0 END) AS would_block,
+			MIN(minute) * 1000000000 AS first_min, MAX(minute) * 1000000000 AS last_min
+		FROM series WHERE metric IN (?, ?, ?, ?, ?, ?) AND key != '' %s GROUP BY key
+	), e AS (
+		SELECT client, MIN(time) AS first, MAX(time) AS last FROM events
+		WHERE client != '' AND kind != ? %s GROUP BY client
+	)
+	SELECT s.client, attempts, blocked, relayed, deferred, refused, would_block,
+		CASE WHEN e.first / 60000000000 * 60000000000 <= first_min THEN e.first ELSE first_min END AS first_seen,
+		CASE WHEN e.last >= last_min THEN e.last ELSE last_min END AS last_seen
+	FROM s LEFT JOIN e ON e.client = s.client
+	ORDER BY last_seen DESC, s.client LIMIT ?`
+
+func hostsArgs(client string, limit int) []any {
+	args := []any{
+		AttemptsSeries(event.Blocked), AttemptsSeries(event.Refused), AttemptsSeries(event.WouldBlock),
+		AttemptsSeries(event.Relayed), AttemptsSeries(event.Deferred), AttemptsSeries(event.Refused), AttemptsSeries(event.WouldBlock),
+		AttemptsSeries(event.Blocked), AttemptsSeries(event.Refused), AttemptsSeries(event.WouldBlock),
+		AttemptsSeries(event.Relayed), AttemptsSeries(event.Deferred), AttemptsSeries(event.UpstreamError),
+	}
+	if client != "" {
+		args = append(args, client)
+	}
+	args = append(args, string(event.Alert))
+	if client != "" {
+		args = append(args, client)
+	}
+	return append(args, limit)
+}
+
+// Hosts returns per client address what it attempted, from the outcome
+// series (outcomes.go), most recently seen first. limit defaults to 100
+// and is at most 10000.
 func (s *Store) Hosts(ctx context.Context, limit int) ([]Host, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT client, COUNT(*),
-		SUM(kind IN (?, ?, ?)), SUM(kind = ?), SUM(kind = ?), MIN(time), MAX(time)
-		FROM events WHERE client != '' GROUP BY client
-		ORDER BY MAX(time) DESC, client LIMIT ?`,
-		string(event.Blocked), string(event.WouldBlock), string(event.Refused),
-		string(event.Relayed), string(event.Deferred), clampLimit(limit))
+	return s.hosts(ctx, "", clampLimit(limit))
+}
+
+// HostByAddr returns the counts of one address; it wraps ErrNotFound when
+// the address attempted nothing within the retention.
+func (s *Store) HostByAddr(ctx context.Context, addr netip.Addr) (Host, error) {
+	hs, err := s.hosts(ctx, addrString(addr), 1)
+	if err != nil {
+		return Host{}, err
+	}
+	if len(hs) == 0 {
+		return Host{}, fmt.Errorf("host %s: %w", addr, ErrNotFound)
+	}
+	return hs[0], nil
+}
+
+func (s *Store) hosts(ctx context.Context, client string, limit int) ([]Host, error) {
+	where := ""
+	if client != "" {
+		where = "AND key = ?"
+	}
+	whereEv := ""
+	if client != "" {
+		whereEv = "AND client = ?"
+	}
+	rows, err := s.db.QueryContext(ctx, fmt.Sprintf(hostsQuery, where, whereEv), hostsArgs(client, limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("query hosts: %w", err)
 	}
@@ -350,7 +415,7 @@ func (s *Store) Hosts(ctx context.Context, limit int) ([]Host, error) {
 		var h Host
 		var addr string
 		var first, last int64
-		if err := rows.Scan(&addr, &h.Attempts, &h.Blocked, &h.Relayed, &h.Deferred, &first, &last); err != nil {
+		if err := rows.Scan(&addr, &h.Attempts, &h.Blocked, &h.Relayed, &h.Deferred, &h.Refused, &h.WouldBlock, &first, &last); err != nil {
 			return nil, fmt.Errorf("query hosts: %w", err)
 		}
 		if h.Addr, err = parseAddr(addr); err != nil {

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -79,5 +80,47 @@ func TestOutcomeSeries(t *testing.T) {
 	}
 	if r, snd := SplitRelaySenderKey(RelaySenderKey("a b", "")); r != "a b" || snd != "<>" {
 		t.Errorf("SplitRelaySenderKey = %q, %q", r, snd)
+	}
+}
+
+// TestOutcomeSeriesMigration: a database from before the outcome series
+// gets them from its stored events, so that hosts keep their counts.
+func TestOutcomeSeriesMigration(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openTest(t, dir, Options{})
+	pc := netip.MustParseAddr("10.0.0.5")
+	for _, e := range []event.Event{
+		{Time: at(1), Kind: event.Blocked, Client: pc},
+		{Time: at(2), Kind: event.Refused, Client: pc},
+		{Time: at(70), Kind: event.Blocked, Client: pc},
+		{Time: at(3), Kind: event.Alert, Client: pc},
+	} {
+		s.Record(e)
+	}
+	flush(t, s)
+	// What an older version left: the events, no outcome series.
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM series`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.db.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", len(migrations)-1)); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = openTest(t, dir, Options{})
+	hs, err := s.Hosts(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Host{{Addr: pc, Attempts: 3, Blocked: 3, Refused: 1, FirstSeen: at(1), LastSeen: at(70)}}
+	if diff := cmp.Diff(want, hs, addrComparer); diff != "" {
+		t.Errorf("Hosts after migration (-want +got):\n%s", diff)
+	}
+	pts, err := s.Series(ctx, SeriesQuery{Metric: SeriesBlocked})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pts) != 2 || pts[0].Value+pts[1].Value != 3 {
+		t.Errorf("blocked series after migration = %+v, want 3 in two minutes", pts)
 	}
 }

@@ -356,6 +356,17 @@ var migrations = []string{
 		error   TEXT    NOT NULL DEFAULT ''
 	);
 	CREATE INDEX reputation_key ON reputation(address, zone, time);`,
+	// The outcome series (outcomes.go) of the events stored before they
+	// existed, so that hosts keep their counts across the upgrade. The
+	// held-back events of that time were never stored and stay uncounted.
+	`INSERT INTO series (metric, key, minute, value)
+		SELECT 'attempts_' || kind, client, time / 60000000000 * 60, COUNT(*) FROM events
+		WHERE kind != 'alert' GROUP BY kind, client, time / 60000000000
+		ON CONFLICT (metric, key, minute) DO UPDATE SET value = value + excluded.value;
+	INSERT INTO series (metric, key, minute, value)
+		SELECT 'blocked', client, time / 60000000000 * 60, COUNT(*) FROM events
+		WHERE kind IN ('blocked', 'refused', 'would_block') GROUP BY client, time / 60000000000
+		ON CONFLICT (metric, key, minute) DO UPDATE SET value = value + excluded.value;`,
 }
 
 func migrate(ctx context.Context, db *sql.DB) (err error) {

@@ -266,6 +266,8 @@ func TestHosts(t *testing.T) {
 	} {
 		s.Record(e)
 	}
+	// Held back by a throttle: counted, not stored.
+	s.Tally(event.Event{Time: at(8), Kind: event.Refused, Client: a})
 	flush(t, s)
 	for _, tt := range []struct {
 		limit int
@@ -273,7 +275,7 @@ func TestHosts(t *testing.T) {
 	}{
 		{0, []Host{
 			{Addr: c, Attempts: 1, Blocked: 1, FirstSeen: at(9), LastSeen: at(9)},
-			{Addr: a, Attempts: 4, Blocked: 3, Deferred: 1, FirstSeen: at(1), LastSeen: at(8)},
+			{Addr: a, Attempts: 5, Blocked: 4, Deferred: 1, Refused: 2, WouldBlock: 1, FirstSeen: at(1), LastSeen: at(8)},
 			{Addr: b, Attempts: 4, Relayed: 2, Deferred: 1, FirstSeen: at(2), LastSeen: at(7)},
 		}},
 		{1, []Host{{Addr: c, Attempts: 1, Blocked: 1, FirstSeen: at(9), LastSeen: at(9)}}},
@@ -285,6 +287,13 @@ func TestHosts(t *testing.T) {
 		if diff := cmp.Diff(tt.want, got, addrComparer); diff != "" {
 			t.Errorf("Hosts(%d) (-want +got):\n%s", tt.limit, diff)
 		}
+	}
+	h, err := s.HostByAddr(context.Background(), netip.MustParseAddr("::ffff:10.0.0.5"))
+	if err != nil || h.Addr != a || h.Blocked != 4 {
+		t.Errorf("HostByAddr(10.0.0.5) = %+v, %v; want the host of Hosts", h, err)
+	}
+	if _, err := s.HostByAddr(context.Background(), netip.MustParseAddr("10.9.9.9")); !errors.Is(err, ErrNotFound) {
+		t.Errorf("HostByAddr(unknown) = %v, want ErrNotFound", err)
 	}
 }
 
