@@ -31,7 +31,7 @@ type eventsResponse struct {
 
 // hostsResponse is the answer of GET /api/v1/hosts.
 type hostsResponse struct {
-	Hosts []Host `json:"hosts"`
+	Hosts []hostRow `json:"hosts"`
 }
 
 // getStatus answers GET /api/v1/status.
@@ -156,21 +156,19 @@ func (s *server) getHosts(c *gin.Context) {
 	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), s.storeTimeout)
 	defer cancel()
-	hosts, err := s.events.Hosts(ctx, limit)
+	rows, err := s.hostRows(ctx)
 	if err != nil {
-		s.internalError(c, "query hosts", fmt.Errorf("Hosts(%d): %w", limit, err))
+		s.internalError(c, "query hosts", err)
 		return
 	}
-	if len(hosts) > limit {
-		hosts = hosts[:limit]
+	// Most recently seen first, as the hosts page by default.
+	slices.SortStableFunc(rows, func(a, b hostRow) int {
+		return cmp.Or(b.LastSeen.Compare(a.LastSeen), a.Addr.Compare(b.Addr))
+	})
+	if len(rows) > limit {
+		rows = rows[:limit]
 	}
-	out := make([]Host, len(hosts))
-	for i, h := range hosts {
-		h.Addr = h.Addr.Unmap().WithZone("")
-		h.FirstSeen, h.LastSeen = h.FirstSeen.UTC(), h.LastSeen.UTC()
-		out[i] = h
-	}
-	c.JSON(http.StatusOK, hostsResponse{Hosts: out})
+	c.JSON(http.StatusOK, hostsResponse{Hosts: rows})
 }
 
 // queryParams parses a query string that may hold only the allowed

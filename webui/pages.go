@@ -46,12 +46,63 @@ func (s *server) pageDashboard(c *gin.Context) {
 // hostRow is a Host with what the UI shows beside it.
 type hostRow struct {
 	Host
-	Relay   string
-	IsRelay bool
-	// RDNS, Label and Flows come from passive inspection, when wired.
-	RDNS  string
-	Label string
-	Flows int64
+	Relay   string `json:"relay,omitempty"`
+	IsRelay bool   `json:"is_relay"`
+	// RDNS, Label, Flows, Messages and EncryptedFlows come from passive
+	// inspection, when wired.
+	RDNS           string `json:"rdns,omitempty"`
+	Label          string `json:"label,omitempty"`
+	Flows          int64  `json:"flows"`
+	Messages       int64  `json:"messages"`
+	EncryptedFlows int64  `json:"encrypted_flows"`
+}
+
+// hostRows merges the outcome counters of the hosts (events and series)
+// with passive inspection's inventory: every address that spoke SMTP,
+// whether or not it has an event. The hosts page and GET /api/v1/hosts
+// show the same rows.
+func (s *server) hostRows(ctx context.Context) ([]hostRow, error) {
+	hosts, err := s.events.Hosts(ctx, MaxLimit)
+	if err != nil {
+		return nil, fmt.Errorf("Hosts(%d): %w", MaxLimit, err)
+	}
+	cfg := s.config.Current()
+	rows := make([]hostRow, 0, len(hosts))
+	index := map[netip.Addr]int{}
+	for _, h := range hosts {
+		h.Addr = h.Addr.Unmap().WithZone("")
+		h.FirstSeen, h.LastSeen = h.FirstSeen.UTC(), h.LastSeen.UTC()
+		name, ok := isRelay(cfg, h.Addr)
+		index[h.Addr] = len(rows)
+		rows = append(rows, hostRow{Host: h, Relay: name, IsRelay: ok})
+	}
+	if s.inventory == nil {
+		return rows, nil
+	}
+	seen, err := s.inventory.HostsSeen(ctx, MaxLimit)
+	if err != nil {
+		return nil, fmt.Errorf("HostsSeen(%d): %w", MaxLimit, err)
+	}
+	for _, h := range seen {
+		a := h.Addr.Unmap().WithZone("")
+		i, ok := index[a]
+		if !ok {
+			// Seen on the wire only: no outcome yet.
+			name, isR := isRelay(cfg, a)
+			i = len(rows)
+			index[a] = i
+			rows = append(rows, hostRow{Host: Host{Addr: a, FirstSeen: h.FirstSeen.UTC(), LastSeen: h.LastSeen.UTC()}, Relay: name, IsRelay: isR})
+		}
+		r := &rows[i]
+		r.RDNS, r.Label, r.Flows, r.Messages, r.EncryptedFlows = h.RDNS, h.Label, h.Flows, h.Messages, h.EncryptedFlows
+		if h.LastSeen.After(r.LastSeen) {
+			r.LastSeen = h.LastSeen.UTC()
+		}
+		if !h.FirstSeen.IsZero() && h.FirstSeen.Before(r.FirstSeen) {
+			r.FirstSeen = h.FirstSeen.UTC()
+		}
+	}
+	return rows, nil
 }
 
 // hostSorts are the sortable columns of the hosts page.
@@ -71,38 +122,10 @@ var hostSorts = map[string]func(a, b hostRow) int{
 func (s *server) pageHosts(c *gin.Context) {
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	hosts, err := s.events.Hosts(ctx, MaxLimit)
+	rows, err := s.hostRows(ctx)
 	if err != nil {
 		s.pageError(c, http.StatusInternalServerError, "hosts", err)
 		return
-	}
-	cfg := s.config.Current()
-	rows := make([]hostRow, 0, len(hosts))
-	index := map[netip.Addr]int{}
-	for _, h := range hosts {
-		h.Addr = h.Addr.Unmap().WithZone("")
-		name, ok := isRelay(cfg, h.Addr)
-		index[h.Addr] = len(rows)
-		rows = append(rows, hostRow{Host: h, Relay: name, IsRelay: ok})
-	}
-	if s.inventory != nil {
-		seen, err := s.inventory.HostsSeen(ctx, MaxLimit)
-		if err != nil {
-			s.pageError(c, http.StatusInternalServerError, "hosts seen", err)
-			return
-		}
-		for _, h := range seen {
-			a := h.Addr.Unmap().WithZone("")
-			i, ok := index[a]
-			if !ok {
-				// Seen on the wire only: no event yet.
-				name, isR := isRelay(cfg, a)
-				i = len(rows)
-				index[a] = i
-				rows = append(rows, hostRow{Host: Host{Addr: a, FirstSeen: h.FirstSeen, LastSeen: h.LastSeen}, Relay: name, IsRelay: isR})
-			}
-			rows[i].RDNS, rows[i].Label, rows[i].Flows = h.RDNS, h.Label, h.Flows
-		}
 	}
 	sortKey, dir := c.Query("sort"), c.Query("dir")
 	if hostSorts[sortKey] == nil {

@@ -55,12 +55,17 @@ type Events interface {
 type Host struct {
 	// Addr is the client address, IPv4 never in ::ffff: mapped form.
 	Addr      netip.Addr `json:"addr"`
-	Attempts  int64      `json:"attempts"`
-	Blocked   int64      `json:"blocked"`
-	Relayed   int64      `json:"relayed"`
-	Deferred  int64      `json:"deferred"`
-	FirstSeen time.Time  `json:"first_seen"`
-	LastSeen  time.Time  `json:"last_seen"`
+	// Attempts, Blocked (blocked, refused and would_block), Relayed,
+	// Deferred, Refused and WouldBlock are the outcome counters the
+	// dashboard sums (the store's outcome series).
+	Attempts   int64     `json:"attempts"`
+	Blocked    int64     `json:"blocked"`
+	Relayed    int64     `json:"relayed"`
+	Deferred   int64     `json:"deferred"`
+	Refused    int64     `json:"refused"`
+	WouldBlock int64     `json:"would_block"`
+	FirstSeen  time.Time `json:"first_seen"`
+	LastSeen   time.Time `json:"last_seen"`
 }
 
 // Tokens checks API bearer tokens.

@@ -355,7 +355,7 @@ func (s storeEvents) Hosts(ctx context.Context, limit int) ([]webui.Host, error)
 	out := make([]webui.Host, len(hs))
 	for i, h := range hs {
 		out[i] = webui.Host{Addr: h.Addr, Attempts: h.Attempts, Blocked: h.Blocked, Relayed: h.Relayed,
-			Deferred: h.Deferred, FirstSeen: h.FirstSeen, LastSeen: h.LastSeen}
+			Deferred: h.Deferred, Refused: h.Refused, WouldBlock: h.WouldBlock, FirstSeen: h.FirstSeen, LastSeen: h.LastSeen}
 	}
 	return out, nil
 }
