@@ -54,7 +54,7 @@ type Events interface {
 // Host aggregates what one client address did.
 type Host struct {
 	// Addr is the client address, IPv4 never in ::ffff: mapped form.
-	Addr      netip.Addr `json:"addr"`
+	Addr netip.Addr `json:"addr"`
 	// Attempts, Blocked (blocked, refused and would_block), Relayed,
 	// Deferred, Refused and WouldBlock are the outcome counters the
 	// dashboard sums (the store's outcome series).
