@@ -48,64 +48,138 @@ func (s *server) statusNow(ctx context.Context) Status {
 // dashboard page redraws on each poll.
 type dashboardData struct {
 	Status Status `json:"status"`
+	// Monitor is true in monitor mode: nothing is blocked yet, Blocked
+	// and TopHosts are who would be.
+	Monitor bool `json:"monitor"`
 	// Minutes are the chart's x values, unix seconds, oldest first.
 	Minutes []int64 `json:"minutes"`
 	// Relayed maps each relay name to messages per minute, aligned with
 	// Minutes.
-	Relayed  map[string][]int64 `json:"relayed"`
-	Blocked  []int64            `json:"blocked"`
-	Deferred []int64            `json:"deferred"`
-	Totals   map[string]int64   `json:"totals"`
-	TopHosts []KeyTotal         `json:"top_hosts"`
-	Recent   []event.Event      `json:"recent"`
+	Relayed map[string][]int64 `json:"relayed"`
+	// Blocked counts per minute what the proxy refused (the refusal
+	// dialogue, the connection caps) and, in monitor mode, what passive
+	// inspection saw from sources that are not relays (would_block).
+	Blocked  []int64 `json:"blocked"`
+	Deferred []int64 `json:"deferred"`
+	// Outcomes are every attempt per minute by outcome (see
+	// dashboardOutcomes), so that the numbers add up.
+	Outcomes map[string][]int64 `json:"outcomes"`
+	// Totals sum the range: relayed (messages), blocked, deferred, and
+	// every outcome as "outcome_<name>", encrypted_sessions.
+	Totals   map[string]int64 `json:"totals"`
+	TopHosts []KeyTotal       `json:"top_hosts"`
+	// TopSenders are the envelope senders with the most relayed messages
+	// per relay, over the last hour and 24 hours.
+	TopSenders map[string][]RelaySender `json:"top_senders"`
+	// Alerts are the alert events in the range, drawn as marks on the
+	// relayed chart.
+	Alerts []event.Event `json:"alerts"`
+	Recent []event.Event `json:"recent"`
 }
+
+// RelaySender is an envelope sender's relayed messages through a relay.
+type RelaySender struct {
+	Relay    string `json:"relay"`
+	Sender   string `json:"sender"`
+	Messages int64  `json:"messages"`
+}
+
+// dashboardOutcomes are the outcome lines of the attempts chart: the name
+// and the series (keyed by client) that add up to it. Relayed counts
+// relayed events (a message, or a session without one), shed counts the
+// packets the ruleset dropped or reset before they reached the proxy.
+var dashboardOutcomes = []struct {
+	name    string
+	metrics []string
+}{
+	{"relayed", []string{MetricAttemptsPrefix + string(event.Relayed)}},
+	{"blocked", []string{MetricAttemptsPrefix + string(event.Blocked), MetricAttemptsPrefix + string(event.Refused)}},
+	{"would_block", []string{MetricAttemptsPrefix + string(event.WouldBlock)}},
+	{"deferred", []string{MetricAttemptsPrefix + string(event.Deferred)}},
+	{"upstream_error", []string{MetricAttemptsPrefix + string(event.UpstreamError)}},
+	{"shed", []string{MetricShed}},
+}
+
+// topSenderWindows are the ranges of the top senders list.
+var topSenderWindows = []struct {
+	name string
+	d    time.Duration
+}{{"1h", time.Hour}, {"24h", 24 * time.Hour}}
+
+const topSendersN = 10
 
 // dashboard gathers the dashboard's data over the last minutes.
 func (s *server) dashboard(ctx context.Context, minutes int) (*dashboardData, error) {
 	now := s.now().UTC()
 	end := now.Truncate(time.Minute)
 	start := end.Add(-time.Duration(minutes-1) * time.Minute)
-	d := &dashboardData{Status: s.statusNow(ctx), Relayed: map[string][]int64{}, Totals: map[string]int64{}}
+	d := &dashboardData{Status: s.statusNow(ctx), Relayed: map[string][]int64{}, Totals: map[string]int64{},
+		Outcomes: map[string][]int64{}, TopSenders: map[string][]RelaySender{}}
+	d.Monitor = d.Status.Mode == config.Monitor
 	idx := map[int64]int{}
 	for i := range minutes {
 		m := start.Add(time.Duration(i) * time.Minute).Unix()
 		idx[m] = i
 		d.Minutes = append(d.Minutes, m)
 	}
-	d.Blocked = make([]int64, minutes)
-	d.Deferred = make([]int64, minutes)
 	// Every configured relay gets a line, even at zero.
 	if cfg := s.config.Current(); cfg != nil {
 		for _, r := range cfg.Relays {
 			d.Relayed[r.Name] = make([]int64, minutes)
 		}
 	}
-	for _, m := range []struct {
-		metric string
-		total  string
-		add    func(p Point, i int)
-	}{
-		{MetricRelayMessages, "relayed", func(p Point, i int) {
-			if d.Relayed[p.Key] == nil {
-				d.Relayed[p.Key] = make([]int64, minutes)
-			}
-			d.Relayed[p.Key][i] += p.Value
-		}},
-		{MetricBlocked, "blocked", func(p Point, i int) { d.Blocked[i] += p.Value }},
-		{MetricDeferred, "deferred", func(p Point, i int) { d.Deferred[i] += p.Value }},
-	} {
-		pts, err := s.series.Series(ctx, m.metric, "", start, end.Add(time.Minute))
+	// perMinute sums every key of metric per minute of the range.
+	perMinute := func(metric string) ([]int64, int64, error) {
+		pts, err := s.series.Series(ctx, metric, "", start, end.Add(time.Minute))
 		if err != nil {
-			return nil, fmt.Errorf("series %s: %w", m.metric, err)
+			return nil, 0, fmt.Errorf("series %s: %w", metric, err)
 		}
+		out, total := make([]int64, minutes), int64(0)
 		for _, p := range pts {
-			i, ok := idx[p.Minute.Unix()]
-			if !ok {
-				continue
+			if i, ok := idx[p.Minute.Unix()]; ok {
+				out[i] += p.Value
+				total += p.Value
 			}
-			m.add(p, i)
-			d.Totals[m.total] += p.Value
 		}
+		return out, total, nil
+	}
+	pts, err := s.series.Series(ctx, MetricRelayMessages, "", start, end.Add(time.Minute))
+	if err != nil {
+		return nil, fmt.Errorf("series %s: %w", MetricRelayMessages, err)
+	}
+	for _, p := range pts {
+		i, ok := idx[p.Minute.Unix()]
+		if !ok {
+			continue
+		}
+		if d.Relayed[p.Key] == nil {
+			d.Relayed[p.Key] = make([]int64, minutes)
+		}
+		d.Relayed[p.Key][i] += p.Value
+		d.Totals["relayed"] += p.Value
+	}
+	if d.Blocked, d.Totals["blocked"], err = perMinute(MetricBlocked); err != nil {
+		return nil, err
+	}
+	if d.Deferred, d.Totals["deferred"], err = perMinute(MetricDeferred); err != nil {
+		return nil, err
+	}
+	if _, d.Totals["encrypted_sessions"], err = perMinute(MetricRelayEncrypted); err != nil {
+		return nil, err
+	}
+	for _, o := range dashboardOutcomes {
+		sum := make([]int64, minutes)
+		for _, m := range o.metrics {
+			v, total, err := perMinute(m)
+			if err != nil {
+				return nil, err
+			}
+			for i := range v {
+				sum[i] += v[i]
+			}
+			d.Totals["outcome_"+o.name] += total
+		}
+		d.Outcomes[o.name] = sum
 	}
 	top, err := s.series.TopKeys(ctx, MetricBlocked, now.Add(-topHostsWindow), topHostsN)
 	if err != nil {
@@ -115,6 +189,23 @@ func (s *server) dashboard(ctx context.Context, minutes int) (*dashboardData, er
 	if d.TopHosts == nil {
 		d.TopHosts = []KeyTotal{}
 	}
+	for _, w := range topSenderWindows {
+		top, err := s.series.TopKeys(ctx, MetricRelaySenderMessages, now.Add(-w.d), topSendersN)
+		if err != nil {
+			return nil, fmt.Errorf("top senders: %w", err)
+		}
+		list := make([]RelaySender, 0, len(top))
+		for _, k := range top {
+			relay, sender, _ := strings.Cut(k.Key, relaySenderSep)
+			list = append(list, RelaySender{Relay: relay, Sender: sender, Messages: k.Value})
+		}
+		d.TopSenders[w.name] = list
+	}
+	alerts, err := s.events.Events(ctx, EventQuery{Kind: event.Alert, Since: start, Limit: 100})
+	if err != nil {
+		return nil, fmt.Errorf("alerts: %w", err)
+	}
+	d.Alerts = normalizeEvents(alerts, 100)
 	evs, err := s.events.Events(ctx, EventQuery{Limit: 10})
 	if err != nil {
 		return nil, fmt.Errorf("recent events: %w", err)

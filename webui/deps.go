@@ -110,7 +110,19 @@ const (
 	MetricRelayMessages = "relay_messages" // key: relay name
 	MetricBlocked       = "blocked"        // key: client address
 	MetricDeferred      = "deferred"       // key: relay name
+	// MetricAttemptsPrefix + an event kind: attempts by outcome, key:
+	// client address.
+	MetricAttemptsPrefix = "attempts_"
+	// MetricRelaySenderMessages: relayed messages, key: relay name, a
+	// unit separator (relaySenderSep), envelope sender.
+	MetricRelaySenderMessages = "relay_sender_messages"
+	MetricRelayEncrypted      = "relay_encrypted_sessions" // key: relay name
+	MetricShed                = "shed"                     // key: ruleset counter name
 )
+
+// relaySenderSep separates relay and sender in MetricRelaySenderMessages'
+// keys.
+const relaySenderSep = "\x1f"
 
 // SeriesSource reads the per-minute series.
 type SeriesSource interface {

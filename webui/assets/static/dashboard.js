@@ -38,12 +38,33 @@
 		rows.forEach(function (r) { tbody.appendChild(r); });
 	}
 
-	function drawChart(id, names, xs, ys, colors) {
+	// marks draws a dashed vertical line at each of the times (unix
+	// seconds) over a chart: the burst alerts on the relayed chart.
+	function marksPlugin(times) {
+		return { hooks: { draw: function (u) {
+			var ctx = u.ctx;
+			ctx.save();
+			ctx.strokeStyle = '#cf222e';
+			ctx.setLineDash([4, 4]);
+			ctx.lineWidth = 1.5;
+			times.forEach(function (t) {
+				var x = Math.round(u.valToPos(t, 'x', true));
+				if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) { return; }
+				ctx.beginPath();
+				ctx.moveTo(x, u.bbox.top);
+				ctx.lineTo(x, u.bbox.top + u.bbox.height);
+				ctx.stroke();
+			});
+			ctx.restore();
+		} } };
+	}
+
+	function drawChart(id, names, xs, ys, colors, marks) {
 		colors = colors || palette;
 		var box = document.getElementById(id);
 		if (!box) { return; }
 		var data = [xs].concat(ys);
-		var key = names.join('\u0000');
+		var key = names.join('\u0000') + '\u0001' + (marks || []).join(',');
 		var c = charts[id];
 		if (c && c.key === key) {
 			c.plot.setData(data);
@@ -60,7 +81,8 @@
 				series: series,
 				scales: { x: { time: true }, y: { range: function (u, min, max) { return [0, Math.max(max, 4)]; } } },
 				axes: [{ grid: { stroke: '#eef1f4' } }, { grid: { stroke: '#eef1f4' }, size: 45 }],
-				legend: { live: true }
+				legend: { live: true },
+				plugins: marks && marks.length ? [marksPlugin(marks)] : []
 			}, data, box);
 			charts[id] = { plot: plot, key: key };
 		}
@@ -69,15 +91,45 @@
 		box.setAttribute('data-total', String(total));
 		box.setAttribute('data-series', String(ys.length));
 		box.setAttribute('data-points', String(xs.length));
+		box.setAttribute('data-marks', String((marks || []).length));
 	}
 
 	function render(d) {
 		var names = Object.keys(d.relayed).sort();
 		var relayed = names.map(function (n) { return d.relayed[n]; });
 		if (names.length === 0) { names = ['—']; relayed = [d.minutes.map(function () { return 0; })]; }
-		drawChart('chart-relayed', names, d.minutes, relayed);
-		drawChart('chart-blocked', [labels.blocked], d.minutes, [d.blocked], ['#cf222e']);
+		var marks = d.alerts.map(function (a) { return Math.floor(new Date(a.time).getTime() / 60000) * 60; });
+		drawChart('chart-relayed', names, d.minutes, relayed, undefined, marks);
+		drawChart('chart-blocked', [d.monitor ? labels.would_block : labels.blocked], d.minutes, [d.blocked], ['#cf222e']);
 		drawChart('chart-deferred', [labels.deferred], d.minutes, [d.deferred], ['#bf8700']);
+		var outcomes = ['relayed', 'blocked', 'would_block', 'deferred', 'upstream_error', 'shed'];
+		drawChart('chart-outcomes', outcomes.map(function (o) { return labels['outcome_' + (o === 'shed' ? 'shed_short' : o)]; }),
+			d.minutes, outcomes.map(function (o) { return d.outcomes[o]; }),
+			['#1a7f37', '#cf222e', '#fb8f44', '#bf8700', '#8250df', '#57606a']);
+
+		// Monitor mode: nothing is blocked yet; the lists are who would be.
+		document.getElementById('monitor-note').hidden = !d.monitor;
+		['label-blocked', 'title-blocked', 'title-top-hosts'].forEach(function (id) {
+			var e = document.getElementById(id);
+			e.textContent = e.getAttribute(d.monitor ? 'data-monitor' : 'data-enforce');
+		});
+		var al = document.getElementById('alerts');
+		while (al.firstChild) { al.removeChild(al.firstChild); }
+		d.alerts.forEach(function (a) {
+			var li = el('li');
+			li.appendChild(el('span', 'alert', 'kind kind-alert'));
+			li.appendChild(document.createTextNode(' ' + fmtTime(a.time) + ' ' + (a.relay || '') + ' ' + (a.mail_from || '') + ': ' + a.detail));
+			al.appendChild(li);
+		});
+		['1h', '24h'].forEach(function (w) {
+			replaceRows(document.getElementById('top-senders-' + w), (d.top_senders[w] || []).map(function (r) {
+				var tr = el('tr');
+				tr.appendChild(el('td', r.relay));
+				tr.appendChild(el('td', r.sender));
+				tr.appendChild(el('td', r.messages, 'num'));
+				return tr;
+			}), 3);
+		});
 
 		var mode = document.getElementById('mode');
 		mode.textContent = d.status.mode;
@@ -86,7 +138,7 @@
 		serving.textContent = '';
 		serving.appendChild(d.status.serving ? el('span', labels.serving_up, 'badge ok') : el('span', labels.serving_down, 'badge bad'));
 		document.getElementById('uptime').textContent = d.status.uptime;
-		['relayed', 'blocked', 'deferred'].forEach(function (k) {
+		['relayed', 'blocked', 'deferred', 'outcome_shed', 'encrypted_sessions'].forEach(function (k) {
 			document.getElementById('total-' + k).textContent = String(d.totals[k] || 0);
 		});
 
