@@ -15,6 +15,8 @@ for cmd in "${!pkg[@]}"; do
 done
 # swaks speaks IPv6 only with this Perl module (a mere "Recommends").
 perl -MIO::Socket::INET6 -e 1 >/dev/null 2>&1 || missing+=(libio-socket-inet6-perl)
+# ... and STARTTLS (--tls) only with this one.
+perl -MIO::Socket::SSL -e 1 >/dev/null 2>&1 || missing+=(libio-socket-ssl-perl)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
 	echo "missing packages (install as root, or run as root): ${missing[*]}" >&2
