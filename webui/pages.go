@@ -76,12 +76,12 @@ func (s *server) pageHosts(c *gin.Context) {
 		s.pageError(c, http.StatusInternalServerError, "hosts", err)
 		return
 	}
-	cfg := s.config.Current()
+	relays := relayPolicy(s.config.Current())
 	rows := make([]hostRow, 0, len(hosts))
 	index := map[netip.Addr]int{}
 	for _, h := range hosts {
 		h.Addr = h.Addr.Unmap().WithZone("")
-		name, ok := isRelay(cfg, h.Addr)
+		name, ok := relayName(relays, h.Addr)
 		index[h.Addr] = len(rows)
 		rows = append(rows, hostRow{Host: h, Relay: name, IsRelay: ok})
 	}
@@ -96,7 +96,7 @@ func (s *server) pageHosts(c *gin.Context) {
 			i, ok := index[a]
 			if !ok {
 				// Seen on the wire only: no event yet.
-				name, isR := isRelay(cfg, a)
+				name, isR := relayName(relays, a)
 				i = len(rows)
 				index[a] = i
 				rows = append(rows, hostRow{Host: Host{Addr: a, FirstSeen: h.FirstSeen, LastSeen: h.LastSeen}, Relay: name, IsRelay: isR})
@@ -161,7 +161,7 @@ func (s *server) hostDetail(ctx context.Context, addr netip.Addr) (*hostDetail, 
 	}
 	d.Events = normalizeEvents(evs, hostLimit)
 	found = found || len(d.Events) > 0
-	d.Relay, d.IsRelay = isRelay(s.config.Current(), addr)
+	d.Relay, d.IsRelay = relayName(relayPolicy(s.config.Current()), addr)
 	if s.inventory != nil {
 		seen, ok, err := s.inventory.HostSeen(ctx, addr)
 		if err != nil {
