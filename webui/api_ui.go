@@ -135,7 +135,13 @@ func (s *server) apiRestore(c *gin.Context) {
 // seriesResponse is the answer of GET /api/v1/series.
 type seriesResponse struct {
 	Points []Point `json:"points"`
+	// Truncated says that more than maxSeriesPoints matched: Points are
+	// the newest whole minutes, the oldest are left out.
+	Truncated bool `json:"truncated"`
 }
+
+// maxSeriesPoints caps the points of one GET /api/v1/series answer.
+const maxSeriesPoints = 100000
 
 // getSeries answers GET /api/v1/series?metric=&key=&since=&until=.
 // since defaults to an hour ago.
@@ -166,15 +172,15 @@ func (s *server) getSeries(c *gin.Context) {
 	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	pts, err := s.series.Series(ctx, metric, p["key"], since, until)
+	pts, truncated, err := s.series.SeriesNewest(ctx, metric, p["key"], since, until, maxSeriesPoints)
 	if err != nil {
-		s.internalError(c, "series", err)
+		s.internalError(c, "series", fmt.Errorf("SeriesNewest(%s, %q): %w", metric, p["key"], err))
 		return
 	}
 	if pts == nil {
 		pts = []Point{}
 	}
-	c.JSON(http.StatusOK, seriesResponse{Points: pts})
+	c.JSON(http.StatusOK, seriesResponse{Points: pts, Truncated: truncated})
 }
 
 // getDashboard answers GET /api/v1/dashboard?minutes=: what the dashboard
