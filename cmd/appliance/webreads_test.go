@@ -133,3 +133,19 @@ func TestSeriesAPIWideRange(t *testing.T) {
 		}
 	}
 }
+
+// TestReputationHistoryWired: the daemon's web UI serves the store's
+// blocklist history (not the 501 of a missing dependency).
+func TestReputationHistoryWired(t *testing.T) {
+	ctx := context.Background()
+	api := newReadsAPI(t, time.Now)
+	at := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+	if err := api.st.AddReputation(ctx, []store.ReputationCheck{{Time: at, Address: "198.51.100.25", Zone: "zen.spamhaus.org", Status: "listed", Code: "127.0.0.2"}}); err != nil {
+		t.Fatal(err)
+	}
+	code, body := api.get(t, "/api/v1/reputation/history?address=198.51.100.25")
+	var r struct{ Checks []store.ReputationCheck }
+	if err := json.Unmarshal(body, &r); code != 200 || err != nil || len(r.Checks) != 1 || r.Checks[0].Code != "127.0.0.2" || !r.Checks[0].Time.Equal(at) {
+		t.Errorf("GET /api/v1/reputation/history = %d %s", code, body)
+	}
+}

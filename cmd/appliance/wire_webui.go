@@ -29,6 +29,8 @@ func (d *daemon) webDeps(metrics http.Handler) webui.Deps {
 		TokenAdmin: ws,
 		Series:     ws,
 		Inventory:  ws,
+
+		ReputationHistory: d.store,
 	}
 }
 
@@ -43,6 +45,8 @@ var (
 	_ webui.TokenManager = webStore{}
 	_ webui.SeriesSource = webStore{}
 	_ webui.Inventory    = webStore{}
+
+	_ webui.ReputationHistory = (*store.Store)(nil)
 )
 
 // mapErr turns the store's sentinels into the web UI's.
