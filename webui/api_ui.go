@@ -36,7 +36,9 @@ func (s *server) getEventsCSV(c *gin.Context) {
 	c.Header("Content-Disposition", `attachment; filename="relaygate-events-`+s.now().UTC().Format("20060102-150405")+`.csv"`)
 	c.Status(http.StatusOK)
 	w := csv.NewWriter(c.Writer)
-	w.Write([]string{"time", "kind", "client", "server", "server_port", "relay", "helo", "mail_from", "rcpt", "code", "detail", "bytes"})
+	// New columns go at the end: scripts read the first ones by position.
+	w.Write([]string{"time", "kind", "client", "server", "server_port", "relay", "helo", "mail_from", "rcpt", "code", "detail", "bytes",
+		"messages", "size", "reply", "tls", "encrypted"})
 	for _, e := range evs {
 		client, server := "", ""
 		if e.Client.IsValid() {
@@ -51,7 +53,8 @@ func (s *server) getEventsCSV(c *gin.Context) {
 		}
 		w.Write([]string{e.Time.Format(time.RFC3339), string(e.Kind), client, server, strconv.Itoa(int(e.ServerPort)),
 			csvCell(e.Relay), csvCell(e.Helo), csvCell(e.MailFrom), strings.Join(rcpt, " "), strconv.Itoa(e.Code),
-			csvCell(e.Detail), strconv.FormatInt(e.Bytes, 10)})
+			csvCell(e.Detail), strconv.FormatInt(e.Bytes, 10),
+			strconv.Itoa(e.Messages), strconv.FormatInt(e.Size, 10), csvCell(e.Reply), e.TLS, strconv.FormatBool(e.Encrypted)})
 	}
 	w.Flush()
 }

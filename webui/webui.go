@@ -36,8 +36,8 @@ type EventQuery struct {
 	Client netip.Addr
 	// Since and Until bound the event time: Since <= time <= Until.
 	Since, Until time.Time
-	// Text keeps events where any text field (helo, mail_from, rcpt,
-	// detail, relay) contains it.
+	// Text keeps events where helo, mail_from, a recipient, detail or
+	// reply contains it (case-insensitive for ASCII).
 	Text string
 	// Limit is the maximum number of events, newest first; always set
 	// (1..MaxLimit) by the API.

@@ -1,17 +1,25 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/relaygate/relaygate/config"
+	"github.com/relaygate/relaygate/event"
 	"github.com/relaygate/relaygate/store"
 	"github.com/relaygate/relaygate/webui"
 )
@@ -20,6 +28,8 @@ import (
 // daemon's adapters, with a bearer token.
 type readsAPI struct {
 	st    *store.Store
+	deps  webui.Deps
+	dir   string
 	srv   *httptest.Server
 	token string
 }
@@ -38,21 +48,28 @@ func newReadsAPI(t *testing.T, now func() time.Time) *readsAPI {
 	d := &daemon{store: st}
 	deps := d.webDeps(nil)
 	deps.Config, deps.Status, deps.Console, deps.Now = &testConfig{cfg}, testStatus{}, io.Discard, now
-	srv := httptest.NewServer(webui.NewRouter(deps))
+	srv := httptest.NewTLSServer(webui.NewRouter(deps))
 	t.Cleanup(srv.Close)
 	tok, err := st.CreateToken(ctx, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &readsAPI{st: st, srv: srv, token: tok}
+	return &readsAPI{st: st, deps: deps, dir: dir, srv: srv, token: tok}
 }
 
-// get answers the status and the body of an authenticated GET.
+// get answers the status and the body of a GET with the bearer token.
 func (a *readsAPI) get(t *testing.T, path string) (int, []byte) {
 	t.Helper()
+	return a.getWith(t, a.srv.Client(), path, "Bearer "+a.token)
+}
+
+func (a *readsAPI) getWith(t *testing.T, c *http.Client, path, auth string) (int, []byte) {
+	t.Helper()
 	req, _ := http.NewRequest("GET", a.srv.URL+path, nil)
-	req.Header.Set("Authorization", "Bearer "+a.token)
-	resp, err := http.DefaultClient.Do(req)
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,6 +79,30 @@ func (a *readsAPI) get(t *testing.T, path string) (int, []byte) {
 		t.Fatal(err)
 	}
 	return resp.StatusCode, b
+}
+
+// browser creates the administrator through the first-start setup and
+// returns a client holding its session.
+func (a *readsAPI) browser(t *testing.T) *http.Client {
+	t.Helper()
+	tok, err := webui.PrepareSetup(context.Background(), a.deps, a.dir, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jar, _ := cookiejar.New(nil)
+	c := a.srv.Client()
+	c.Jar = jar
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	pass := "a long and boring passphrase"
+	resp, err := c.PostForm(a.srv.URL+"/setup", url.Values{"token": {tok}, "username": {"admin"}, "password": {pass}, "password2": {pass}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("POST /setup = %s", resp.Status)
+	}
+	return c
 }
 
 // TestSeriesAPIWideRange: 2000 blocked sources over 100 minutes are twice
@@ -147,5 +188,75 @@ func TestReputationHistoryWired(t *testing.T) {
 	var r struct{ Checks []store.ReputationCheck }
 	if err := json.Unmarshal(body, &r); code != 200 || err != nil || len(r.Checks) != 1 || r.Checks[0].Code != "127.0.0.2" || !r.Checks[0].Time.Equal(at) {
 		t.Errorf("GET /api/v1/reputation/history = %d %s", code, body)
+	}
+}
+
+// TestEventFieldsShown: an event's messages, size, reply, tls and
+// encrypted, stored in a real store, reach the CSV export, the events page
+// and the host's timeline; ?q= finds the reply text.
+func TestEventFieldsShown(t *testing.T) {
+	ctx := context.Background()
+	api := newReadsAPI(t, time.Now)
+	at := time.Now().UTC().Add(-time.Minute).Truncate(time.Second)
+	api.st.Record(event.Event{Time: at, Kind: event.Relayed, Client: netip.MustParseAddr("10.10.0.25"),
+		Server: netip.MustParseAddr("203.0.113.25"), ServerPort: 25, Relay: "mail-relay", Helo: "mail.corp.example",
+		MailFrom: "alice@corp.example", Rcpt: []string{"bob@remote.example"}, Code: 250, Detail: "delivered", Bytes: 4242,
+		Messages: 3, Size: 123457, Reply: "250 2.0.0 Ok: queued as 4XyZ9", TLS: "passthrough"})
+	api.st.Record(event.Event{Time: at.Add(-time.Second), Kind: event.WouldBlock, Client: netip.MustParseAddr("10.30.0.80"),
+		Server: netip.MustParseAddr("198.51.100.26"), ServerPort: 25, Messages: 2, Encrypted: true})
+	if err := api.st.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	code, body := api.get(t, "/api/v1/events.csv")
+	if code != 200 {
+		t.Fatalf("GET /api/v1/events.csv = %d %s", code, body)
+	}
+	recs, err := csv.NewReader(bytes.NewReader(body)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantHeader := []string{"time", "kind", "client", "server", "server_port", "relay", "helo", "mail_from", "rcpt", "code", "detail", "bytes",
+		"messages", "size", "reply", "tls", "encrypted"}
+	wantRows := [][]string{
+		{at.Format(time.RFC3339), "relayed", "10.10.0.25", "203.0.113.25", "25", "mail-relay", "mail.corp.example", "alice@corp.example",
+			"bob@remote.example", "250", "delivered", "4242", "3", "123457", "250 2.0.0 Ok: queued as 4XyZ9", "passthrough", "false"},
+		{at.Add(-time.Second).Format(time.RFC3339), "would_block", "10.30.0.80", "198.51.100.26", "25", "", "", "", "", "0", "", "0",
+			"2", "0", "", "", "true"},
+	}
+	if diff := cmp.Diff(append([][]string{wantHeader}, wantRows...), recs); diff != "" {
+		t.Errorf("events CSV (-want +got):\n%s", diff)
+	}
+
+	// ?q= searches the reply (and what the README lists) in the real store.
+	code, body = api.get(t, "/api/v1/events?q=QUEUED+AS+4xyz9")
+	var r struct{ Events []event.Event }
+	if err := json.Unmarshal(body, &r); code != 200 || err != nil || len(r.Events) != 1 || r.Events[0].Reply != "250 2.0.0 Ok: queued as 4XyZ9" {
+		t.Errorf("GET /api/v1/events?q=QUEUED AS 4xyz9 = %d %s", code, body)
+	}
+
+	b := api.browser(t)
+	cell := func(s string) string { return "<td>" + s + "</td>" }
+	num := func(s string) string { return `<td class="num">` + s + "</td>" }
+	for _, page := range []string{"/events", "/hosts/10.10.0.25"} {
+		code, body := api.getWith(t, b, page, "")
+		html := string(body)
+		if code != 200 {
+			t.Fatalf("GET %s = %d", page, code)
+		}
+		for _, want := range []string{">Messages</th>", ">Size (octets)</th>", ">Remote reply</th>", ">STARTTLS</th>", ">Encrypted</th>",
+			num("3"), num("123457"), `<td class="wrap">250 2.0.0 Ok: queued as 4XyZ9</td>`, cell("passthrough")} {
+			if !strings.Contains(html, want) {
+				t.Errorf("GET %s lacks %q", page, want)
+			}
+		}
+	}
+	code, body = api.getWith(t, b, "/hosts/10.30.0.80", "")
+	if code != 200 || !strings.Contains(string(body), cell("✓")) || !strings.Contains(string(body), num("2")) {
+		t.Errorf("GET /hosts/10.30.0.80 = %d, lacks the encrypted mark or the message count", code)
+	}
+	code, body = api.getWith(t, b, "/events", "")
+	if code != 200 || !strings.Contains(string(body), cell("✓")) {
+		t.Errorf("GET /events = %d, lacks the encrypted mark", code)
 	}
 }
