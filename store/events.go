@@ -214,8 +214,8 @@ type Query struct {
 	Client netip.Addr
 	// Since (inclusive) and Until (exclusive) bound the event time.
 	Since, Until time.Time
-	// Text matches a substring, case-insensitive for ASCII, of mail_from,
-	// any recipient or helo.
+	// Text matches a substring, case-insensitive for ASCII, of helo,
+	// mail_from, any recipient, detail or reply.
 	Text string
 	// Limit caps the result: default 100, at most 10000.
 	Limit int
@@ -247,9 +247,14 @@ func (s *Store) Events(ctx context.Context, q Query) ([]event.Event, error) {
 		args = append(args, nanos(q.Until))
 	}
 	if q.Text != "" {
-		where = append(where, `(mail_from LIKE ? ESCAPE '\' OR rcpt LIKE ? ESCAPE '\' OR helo LIKE ? ESCAPE '\')`)
+		cols := []string{"helo", "mail_from", "rcpt", "detail", "reply"}
+		conds := make([]string, len(cols))
 		pat := "%" + escapeLike(q.Text) + "%"
-		args = append(args, pat, pat, pat)
+		for i, col := range cols {
+			conds[i] = col + ` LIKE ? ESCAPE '\'`
+			args = append(args, pat)
+		}
+		where = append(where, "("+strings.Join(conds, " OR ")+")")
 	}
 	if q.BeforeID > 0 {
 		// A pruned anchor yields nothing, which is right: pruning removes

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 )
@@ -100,26 +101,40 @@ type SeriesQuery struct {
 	Since, Until time.Time // Since inclusive, Until exclusive; zero: unbounded
 }
 
-// Series returns the points of a metric, oldest first.
+// MaxSeriesPoints caps the points of one Series answer.
+const MaxSeriesPoints = 100000
+
+// Series returns the points of a metric, oldest first. When more than
+// MaxSeriesPoints match, it returns the newest (see SeriesNewest): a wide
+// range loses its oldest minutes, never its newest.
 func (s *Store) Series(ctx context.Context, q SeriesQuery) ([]Point, error) {
+	pts, _, err := s.SeriesNewest(ctx, q, MaxSeriesPoints)
+	return pts, err
+}
+
+// SeriesNewest returns the newest points of a metric matching q, at most
+// limit (1 to MaxSeriesPoints; anything else means MaxSeriesPoints),
+// oldest first, ordered by minute then key. truncated reports that older
+// points matched and were left out; the answer then holds only whole
+// minutes (every key of each minute in it), unless a single minute has
+// more than limit points.
+func (s *Store) SeriesNewest(ctx context.Context, q SeriesQuery, limit int) (pts []Point, truncated bool, err error) {
+	if limit < 1 || limit > MaxSeriesPoints {
+		limit = MaxSeriesPoints
+	}
 	query := `SELECT metric, key, minute, value FROM series WHERE metric = ?`
 	args := []any{q.Metric}
 	if q.Key != "" {
 		query += ` AND key = ?`
 		args = append(args, q.Key)
 	}
-	if !q.Since.IsZero() {
-		query += ` AND minute >= ?`
-		args = append(args, q.Since.Unix()/60*60)
-	}
-	if !q.Until.IsZero() {
-		query += ` AND minute < ?`
-		args = append(args, q.Until.Unix())
-	}
-	query += ` ORDER BY minute, key LIMIT 100000`
+	query, args = seriesRange(query, args, q.Since, q.Until)
+	// One more than asked, to know whether anything older was left out.
+	query += ` ORDER BY minute DESC, key DESC LIMIT ?`
+	args = append(args, limit+1)
 	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("query series %s: %w", q.Metric, err)
+		return nil, false, fmt.Errorf("query series %s: %w", q.Metric, err)
 	}
 	defer rows.Close()
 	out := []Point{}
@@ -127,13 +142,71 @@ func (s *Store) Series(ctx context.Context, q SeriesQuery) ([]Point, error) {
 		var p Point
 		var minute int64
 		if err := rows.Scan(&p.Metric, &p.Key, &minute, &p.Value); err != nil {
-			return nil, fmt.Errorf("query series %s: %w", q.Metric, err)
+			return nil, false, fmt.Errorf("query series %s: %w", q.Metric, err)
 		}
 		p.Minute = time.Unix(minute, 0).UTC()
 		out = append(out, p)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("query series %s: %w", q.Metric, err)
+		return nil, false, fmt.Errorf("query series %s: %w", q.Metric, err)
+	}
+	if len(out) > limit {
+		truncated = true
+		// When the first point left out shares its minute with the oldest
+		// kept, that minute misses keys: drop it, so that every minute in
+		// the answer is whole.
+		cut := out[limit].Minute
+		out = out[:limit]
+		n := len(out)
+		for n > 0 && out[n-1].Minute.Equal(cut) {
+			n--
+		}
+		if n > 0 {
+			out = out[:n]
+		}
+	}
+	slices.Reverse(out)
+	return out, truncated, nil
+}
+
+// seriesRange appends the Since (inclusive) and Until (exclusive) bounds,
+// when not zero, to a series query.
+func seriesRange(query string, args []any, since, until time.Time) (string, []any) {
+	if !since.IsZero() {
+		query += ` AND minute >= ?`
+		args = append(args, since.Unix()/60*60)
+	}
+	if !until.IsZero() {
+		query += ` AND minute < ?`
+		args = append(args, until.Unix())
+	}
+	return query, args
+}
+
+// SeriesTotals returns, per minute, the sum of metric over all its keys
+// with since <= minute < until (zero: unbounded), oldest first, as points
+// with the empty Key. The sum is taken in the database, so that it is
+// exact however many keys there are.
+func (s *Store) SeriesTotals(ctx context.Context, metric string, since, until time.Time) ([]Point, error) {
+	query, args := seriesRange(`SELECT minute, SUM(value) FROM series WHERE metric = ?`, []any{metric}, since, until)
+	query += ` GROUP BY minute ORDER BY minute`
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("series totals %s: %w", metric, err)
+	}
+	defer rows.Close()
+	out := []Point{}
+	for rows.Next() {
+		p := Point{Metric: metric}
+		var minute int64
+		if err := rows.Scan(&minute, &p.Value); err != nil {
+			return nil, fmt.Errorf("series totals %s: %w", metric, err)
+		}
+		p.Minute = time.Unix(minute, 0).UTC()
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("series totals %s: %w", metric, err)
 	}
 	return out, nil
 }

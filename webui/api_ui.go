@@ -36,7 +36,9 @@ func (s *server) getEventsCSV(c *gin.Context) {
 	c.Header("Content-Disposition", `attachment; filename="relaygate-events-`+s.now().UTC().Format("20060102-150405")+`.csv"`)
 	c.Status(http.StatusOK)
 	w := csv.NewWriter(c.Writer)
-	w.Write([]string{"time", "kind", "client", "server", "server_port", "relay", "helo", "mail_from", "rcpt", "code", "detail", "bytes"})
+	// New columns go at the end: scripts read the first ones by position.
+	w.Write([]string{"time", "kind", "client", "server", "server_port", "relay", "helo", "mail_from", "rcpt", "code", "detail", "bytes",
+		"messages", "size", "reply", "tls", "encrypted"})
 	for _, e := range evs {
 		client, server := "", ""
 		if e.Client.IsValid() {
@@ -51,7 +53,8 @@ func (s *server) getEventsCSV(c *gin.Context) {
 		}
 		w.Write([]string{e.Time.Format(time.RFC3339), string(e.Kind), client, server, strconv.Itoa(int(e.ServerPort)),
 			csvCell(e.Relay), csvCell(e.Helo), csvCell(e.MailFrom), strings.Join(rcpt, " "), strconv.Itoa(e.Code),
-			csvCell(e.Detail), strconv.FormatInt(e.Bytes, 10)})
+			csvCell(e.Detail), strconv.FormatInt(e.Bytes, 10),
+			strconv.Itoa(e.Messages), strconv.FormatInt(e.Size, 10), csvCell(e.Reply), e.TLS, strconv.FormatBool(e.Encrypted)})
 	}
 	w.Flush()
 }
@@ -135,7 +138,13 @@ func (s *server) apiRestore(c *gin.Context) {
 // seriesResponse is the answer of GET /api/v1/series.
 type seriesResponse struct {
 	Points []Point `json:"points"`
+	// Truncated says that more than maxSeriesPoints matched: Points are
+	// the newest whole minutes, the oldest are left out.
+	Truncated bool `json:"truncated"`
 }
+
+// maxSeriesPoints caps the points of one GET /api/v1/series answer.
+const maxSeriesPoints = 100000
 
 // getSeries answers GET /api/v1/series?metric=&key=&since=&until=.
 // since defaults to an hour ago.
@@ -166,15 +175,15 @@ func (s *server) getSeries(c *gin.Context) {
 	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	pts, err := s.series.Series(ctx, metric, p["key"], since, until)
+	pts, truncated, err := s.series.SeriesNewest(ctx, metric, p["key"], since, until, maxSeriesPoints)
 	if err != nil {
-		s.internalError(c, "series", err)
+		s.internalError(c, "series", fmt.Errorf("SeriesNewest(%s, %q): %w", metric, p["key"], err))
 		return
 	}
 	if pts == nil {
 		pts = []Point{}
 	}
-	c.JSON(http.StatusOK, seriesResponse{Points: pts})
+	c.JSON(http.StatusOK, seriesResponse{Points: pts, Truncated: truncated})
 }
 
 // getDashboard answers GET /api/v1/dashboard?minutes=: what the dashboard

@@ -245,7 +245,7 @@ type PreviewHost struct {
 // SMTP in the last days: what enforce mode would block.
 func (s *server) modePreview(ctx context.Context, cfg *config.Config, days int) ([]PreviewHost, error) {
 	since := s.now().Add(-time.Duration(days) * 24 * time.Hour)
-	relays := cfg.RelayPrefixes()
+	relays := relayPolicy(cfg)
 	byAddr := map[netip.Addr]*PreviewHost{}
 	for _, k := range []event.Kind{event.WouldBlock, event.Blocked, event.Refused} {
 		evs, err := s.events.Events(ctx, EventQuery{Kind: k, Since: since, Limit: MaxLimit})
@@ -254,7 +254,7 @@ func (s *server) modePreview(ctx context.Context, cfg *config.Config, days int) 
 		}
 		for _, e := range evs {
 			e.Normalize()
-			if !e.Client.IsValid() || slices.ContainsFunc(relays, func(p netip.Prefix) bool { return p.Contains(e.Client) }) {
+			if !e.Client.IsValid() || isRelay(relays, e.Client) {
 				continue
 			}
 			h := byAddr[e.Client]
@@ -282,8 +282,7 @@ func (s *server) modePreview(ctx context.Context, cfg *config.Config, days int) 
 		}
 		for _, sh := range seen {
 			a := sh.Addr.Unmap().WithZone("")
-			if byAddr[a] != nil || sh.LastSeen.Before(since) || !a.IsValid() ||
-				slices.ContainsFunc(relays, func(p netip.Prefix) bool { return p.Contains(a) }) {
+			if byAddr[a] != nil || sh.LastSeen.Before(since) || !a.IsValid() || isRelay(relays, a) {
 				continue
 			}
 			h := &PreviewHost{Addr: a, Attempts: int(sh.Flows), LastSeen: sh.LastSeen, Senders: []string{}, Servers: []string{}}
@@ -303,19 +302,6 @@ func (s *server) modePreview(ctx context.Context, cfg *config.Config, days int) 
 		return cmp.Or(cmp.Compare(b.Attempts, a.Attempts), a.Addr.Compare(b.Addr))
 	})
 	return out, nil
-}
-
-// isRelay reports whether addr is inside one of cfg's relays, and its name.
-func isRelay(cfg *config.Config, addr netip.Addr) (string, bool) {
-	if cfg == nil {
-		return "", false
-	}
-	for _, r := range cfg.Relays {
-		if p, err := config.ParseRelayPrefix(r.Address); err == nil && p.Contains(addr) {
-			return r.Name, true
-		}
-	}
-	return "", false
 }
 
 // cloneConfig returns a deep copy of c (through its YAML form, which is

@@ -127,8 +127,17 @@ const relaySenderSep = "\x1f"
 // SeriesSource reads the per-minute series.
 type SeriesSource interface {
 	// Series returns the points of metric (every key when key is empty)
-	// with since <= minute < until (zero: unbounded), oldest first.
+	// with since <= minute < until (zero: unbounded), oldest first. Over
+	// the store's cap it returns the newest points.
 	Series(ctx context.Context, metric, key string, since, until time.Time) ([]Point, error)
+	// SeriesNewest is Series with a cap: at most limit points, the newest,
+	// oldest first; truncated reports that older points were left out (the
+	// minutes in the answer are then whole: every key of each).
+	SeriesNewest(ctx context.Context, metric, key string, since, until time.Time, limit int) (pts []Point, truncated bool, err error)
+	// SeriesTotals returns, per minute, the sum of metric over all its
+	// keys (points with Key ""), with since <= minute < until (zero:
+	// unbounded), oldest first; exact however many keys there are.
+	SeriesTotals(ctx context.Context, metric string, since, until time.Time) ([]Point, error)
 	// TopKeys returns the n keys of metric with the largest sums since.
 	TopKeys(ctx context.Context, metric string, since time.Time, n int) ([]KeyTotal, error)
 }

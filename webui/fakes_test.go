@@ -38,7 +38,7 @@ func (f *fakeEvents) Events(ctx context.Context, q EventQuery) ([]event.Event, e
 		for _, e := range f.events {
 			if (q.Kind != "" && e.Kind != q.Kind) || (q.Client.IsValid() && e.Client != q.Client) ||
 				(!q.Since.IsZero() && e.Time.Before(q.Since)) || (!q.Until.IsZero() && !e.Time.Before(q.Until)) ||
-				(q.Text != "" && !strings.Contains(e.MailFrom+" "+strings.Join(e.Rcpt, " ")+" "+e.Helo, q.Text)) {
+				(q.Text != "" && !strings.Contains(strings.Join([]string{e.Helo, e.MailFrom, strings.Join(e.Rcpt, " "), e.Detail, e.Reply}, "\n"), q.Text)) {
 				continue
 			}
 			out = append(out, e)

@@ -1,11 +1,14 @@
 package webui
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -241,6 +244,41 @@ func (m *memSeries) Series(ctx context.Context, metric, key string, since, until
 			continue
 		}
 		out = append(out, p)
+	}
+	return out, nil
+}
+
+// SeriesNewest keeps the newest limit points, in whole minutes when it
+// cuts, like the store.
+func (m *memSeries) SeriesNewest(ctx context.Context, metric, key string, since, until time.Time, limit int) ([]Point, bool, error) {
+	pts, _ := m.Series(ctx, metric, key, since, until)
+	slices.SortStableFunc(pts, func(a, b Point) int {
+		return cmp.Or(a.Minute.Compare(b.Minute), strings.Compare(a.Key, b.Key))
+	})
+	if len(pts) <= limit {
+		return pts, false, nil
+	}
+	cut := pts[len(pts)-limit-1].Minute
+	pts = pts[len(pts)-limit:]
+	n := 0
+	for n < len(pts) && pts[n].Minute.Equal(cut) {
+		n++
+	}
+	if n < len(pts) {
+		pts = pts[n:]
+	}
+	return pts, true, nil
+}
+
+func (m *memSeries) SeriesTotals(ctx context.Context, metric string, since, until time.Time) ([]Point, error) {
+	pts, _ := m.Series(ctx, metric, "", since, until)
+	sums := map[time.Time]int64{}
+	for _, p := range pts {
+		sums[p.Minute] += p.Value
+	}
+	out := []Point{}
+	for _, mi := range slices.SortedFunc(maps.Keys(sums), time.Time.Compare) {
+		out = append(out, Point{Metric: metric, Minute: mi, Value: sums[mi]})
 	}
 	return out, nil
 }

@@ -67,13 +67,13 @@ func (s *server) hostRows(ctx context.Context) ([]hostRow, error) {
 	if err != nil {
 		return nil, fmt.Errorf("Hosts(%d): %w", MaxLimit, err)
 	}
-	cfg := s.config.Current()
+	relays := relayPolicy(s.config.Current())
 	rows := make([]hostRow, 0, len(hosts))
 	index := map[netip.Addr]int{}
 	for _, h := range hosts {
 		h.Addr = h.Addr.Unmap().WithZone("")
 		h.FirstSeen, h.LastSeen = h.FirstSeen.UTC(), h.LastSeen.UTC()
-		name, ok := isRelay(cfg, h.Addr)
+		name, ok := relayName(relays, h.Addr)
 		index[h.Addr] = len(rows)
 		rows = append(rows, hostRow{Host: h, Relay: name, IsRelay: ok})
 	}
@@ -89,7 +89,7 @@ func (s *server) hostRows(ctx context.Context) ([]hostRow, error) {
 		i, ok := index[a]
 		if !ok {
 			// Seen on the wire only: no outcome yet.
-			name, isR := isRelay(cfg, a)
+			name, isR := relayName(relays, a)
 			i = len(rows)
 			index[a] = i
 			rows = append(rows, hostRow{Host: Host{Addr: a, FirstSeen: h.FirstSeen.UTC(), LastSeen: h.LastSeen.UTC()}, Relay: name, IsRelay: isR})
@@ -185,7 +185,7 @@ func (s *server) hostDetail(ctx context.Context, addr netip.Addr) (*hostDetail, 
 	}
 	d.Events = normalizeEvents(evs, hostLimit)
 	found = found || len(d.Events) > 0
-	d.Relay, d.IsRelay = isRelay(s.config.Current(), addr)
+	d.Relay, d.IsRelay = relayName(relayPolicy(s.config.Current()), addr)
 	if s.inventory != nil {
 		seen, ok, err := s.inventory.HostSeen(ctx, addr)
 		if err != nil {

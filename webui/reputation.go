@@ -7,12 +7,14 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/relaygate/relaygate/reputation"
+	"github.com/relaygate/relaygate/store"
 )
 
 // Reputation is the reputation watch (blocklists, SPF, open-relay
@@ -22,6 +24,15 @@ type Reputation interface {
 	Snapshot() reputation.Snapshot
 	// RunOnce runs every check now and returns the new results.
 	RunOnce(ctx context.Context) reputation.Snapshot
+}
+
+// ReputationHistory reads the stored blocklist checks (*store.Store
+// satisfies it). Optional: without it GET /api/v1/reputation/history
+// answers 501.
+type ReputationHistory interface {
+	// ReputationHistory returns stored checks, newest first, at most
+	// limit; address and zone filter when not empty.
+	ReputationHistory(ctx context.Context, address, zone string, limit int) ([]store.ReputationCheck, error)
 }
 
 // AlertTester sends a test alert on one channel (email, syslog, webhook).
@@ -37,6 +48,84 @@ func (s *server) getReputation(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, s.reputation.Snapshot())
+}
+
+// reputationHistoryResponse is the answer of GET /api/v1/reputation/history.
+type reputationHistoryResponse struct {
+	Checks []store.ReputationCheck `json:"checks"`
+}
+
+// maxZoneLen is the longest DNS name.
+const maxZoneLen = 253
+
+// validZone reports whether z looks like a DNS zone (the letters of a
+// host name; the store compares it exactly).
+func validZone(z string) bool {
+	if z == "" || len(z) > maxZoneLen {
+		return false
+	}
+	for i := 0; i < len(z); i++ {
+		b := z[i]
+		switch {
+		case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9', b == '.', b == '-', b == '_':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// getReputationHistory answers GET /api/v1/reputation/history?address=&zone=&limit=:
+// the stored blocklist checks, newest first. address is an IP address
+// (any spelling; compared in its canonical form), zone a blocklist zone;
+// empty ones do not filter. limit is 1 to MaxLimit, default DefaultLimit.
+func (s *server) getReputationHistory(c *gin.Context) {
+	p, msg := queryParams(c.Request.URL.RawQuery, "address", "zone", "limit")
+	if msg != "" {
+		abortError(c, http.StatusBadRequest, msg)
+		return
+	}
+	var address string
+	if v := p["address"]; v != "" {
+		a, err := netip.ParseAddr(v)
+		if err != nil || a.Zone() != "" {
+			abortError(c, http.StatusBadRequest, fmt.Sprintf("invalid address %q (want an IP address, e.g. 198.51.100.25 or 2001:db8::25)", v))
+			return
+		}
+		address = a.Unmap().String()
+	}
+	zone := p["zone"]
+	if zone != "" && !validZone(zone) {
+		abortError(c, http.StatusBadRequest, fmt.Sprintf("invalid zone %q (want a DNS zone, e.g. zen.spamhaus.org)", zone))
+		return
+	}
+	limit := DefaultLimit
+	if v := p["limit"]; v != "" {
+		if limit, msg = parseLimit(v); msg != "" {
+			abortError(c, http.StatusBadRequest, msg)
+			return
+		}
+	}
+	if s.reputationHistory == nil {
+		abortError(c, http.StatusNotImplemented, "no reputation history on this installation")
+		return
+	}
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	checks, err := s.reputationHistory.ReputationHistory(ctx, address, zone, limit)
+	if err != nil {
+		s.internalError(c, "reputation history", fmt.Errorf("ReputationHistory(%q, %q, %d): %w", address, zone, limit, err))
+		return
+	}
+	if len(checks) > limit {
+		checks = checks[:limit]
+	}
+	out := make([]store.ReputationCheck, len(checks))
+	for i, ch := range checks {
+		ch.Time = ch.Time.UTC()
+		out[i] = ch
+	}
+	c.JSON(http.StatusOK, reputationHistoryResponse{Checks: out})
 }
 
 func (s *server) apiReputationCheck(c *gin.Context) {

@@ -76,6 +76,8 @@ type server struct {
 	update     http.Handler
 	network    ManagementNetwork
 	certs      *certStore
+	// reputationHistory reads stored blocklist checks; nil answers 501.
+	reputationHistory ReputationHistory
 
 	argon        argonParams
 	dummyHash    func() (string, error) // checked for unknown usernames (equal timing)
@@ -103,7 +105,8 @@ type server struct {
 //	POST   /system/reboot, /system/certificate
 //	GET    /system/update               POST /system/update (firmware bundle)
 //	GET    /system/network              PUT /system/network (management address)
-//	GET    /reputation                  POST /reputation/check, /alerts/test?channel=
+//	GET    /reputation, /reputation/history?address=&zone=&limit=
+//	POST   /reputation/check, /alerts/test?channel=
 //	GET    /metrics (outside /api/v1, same credentials)
 //
 // /metrics takes the same token as the API: Prometheus sends it with
@@ -137,6 +140,7 @@ func NewRouter(d Deps) *gin.Engine {
 	s.admins, s.auditLog, s.tokenAdmin, s.series = d.Admins, d.Audit, d.TokenAdmin, d.Series
 	s.evidence, s.system, s.inventory, s.certs = d.Evidence, d.System, d.Inventory, d.certs
 	s.reputation, s.alerts, s.update, s.network = d.Reputation, d.Alerts, d.Update, d.Network
+	s.reputationHistory = d.ReputationHistory
 	s.argon = defaultArgon
 	if d.argon != nil {
 		s.argon = *d.argon
@@ -225,6 +229,7 @@ func NewRouter(d Deps) *gin.Engine {
 	api.GET("/dashboard", s.getDashboard)
 	api.GET("/mode-preview", s.getModePreview)
 	api.GET("/reputation", s.getReputation)
+	api.GET("/reputation/history", s.getReputationHistory)
 	api.POST("/reputation/check", s.apiReputationCheck)
 	api.POST("/alerts/test", s.apiAlertTest)
 	api.GET("/audit", s.getAudit)

@@ -4,8 +4,10 @@
 //
 // The package owns the small interfaces it consumes (Events, Tokens,
 // ConfigManager, StatusSource); the daemon wires the store, the config
-// manager and the status collector into a Deps. Nothing here imports those
-// packages, so the handlers are tested with fakes and httptest.
+// manager and the status collector into a Deps. Nothing here uses those
+// packages' implementations (only plain data types they define and others
+// share, such as store.ReputationCheck), so the handlers are tested with
+// fakes, or a store in a temp dir, and httptest.
 //
 // Authentication is by "Authorization: Bearer <token>" (scripts) or by a
 // session cookie (the browser UI, see auth.go), with a CSRF token on every
@@ -34,8 +36,8 @@ type EventQuery struct {
 	Client netip.Addr
 	// Since and Until bound the event time: Since <= time <= Until.
 	Since, Until time.Time
-	// Text keeps events where any text field (helo, mail_from, rcpt,
-	// detail, relay) contains it.
+	// Text keeps events where helo, mail_from, a recipient, detail or
+	// reply contains it (case-insensitive for ASCII).
 	Text string
 	// Limit is the maximum number of events, newest first; always set
 	// (1..MaxLimit) by the API.
@@ -172,6 +174,9 @@ type Deps struct {
 	// shows the page as not running.
 	Reputation Reputation
 	Alerts     AlertTester
+	// ReputationHistory is the stored blocklist checks (GET
+	// /api/v1/reputation/history); nil answers 501.
+	ReputationHistory ReputationHistory
 	// Update is the firmware update API (GET status, POST bundle), mounted
 	// at /api/v1/system/update; nil answers 501.
 	Update http.Handler

@@ -29,6 +29,8 @@ func (d *daemon) webDeps(metrics http.Handler) webui.Deps {
 		TokenAdmin: ws,
 		Series:     ws,
 		Inventory:  ws,
+
+		ReputationHistory: d.store,
 	}
 }
 
@@ -43,6 +45,8 @@ var (
 	_ webui.TokenManager = webStore{}
 	_ webui.SeriesSource = webStore{}
 	_ webui.Inventory    = webStore{}
+
+	_ webui.ReputationHistory = (*store.Store)(nil)
 )
 
 // mapErr turns the store's sentinels into the web UI's.
@@ -126,16 +130,36 @@ func (w webStore) RevokeToken(ctx context.Context, id int64) error {
 	return mapErr(w.Store.RevokeToken(ctx, id))
 }
 
+func webPoints(ps []store.Point) []webui.Point {
+	out := make([]webui.Point, len(ps))
+	for i, p := range ps {
+		out[i] = webui.Point{Metric: p.Metric, Key: p.Key, Minute: p.Minute, Value: p.Value}
+	}
+	return out
+}
+
 func (w webStore) Series(ctx context.Context, metric, key string, since, until time.Time) ([]webui.Point, error) {
 	ps, err := w.Store.Series(ctx, store.SeriesQuery{Metric: metric, Key: key, Since: since, Until: until})
 	if err != nil {
 		return nil, err
 	}
-	out := make([]webui.Point, len(ps))
-	for i, p := range ps {
-		out[i] = webui.Point{Metric: p.Metric, Key: p.Key, Minute: p.Minute, Value: p.Value}
+	return webPoints(ps), nil
+}
+
+func (w webStore) SeriesNewest(ctx context.Context, metric, key string, since, until time.Time, limit int) ([]webui.Point, bool, error) {
+	ps, truncated, err := w.Store.SeriesNewest(ctx, store.SeriesQuery{Metric: metric, Key: key, Since: since, Until: until}, limit)
+	if err != nil {
+		return nil, false, err
 	}
-	return out, nil
+	return webPoints(ps), truncated, nil
+}
+
+func (w webStore) SeriesTotals(ctx context.Context, metric string, since, until time.Time) ([]webui.Point, error) {
+	ps, err := w.Store.SeriesTotals(ctx, metric, since, until)
+	if err != nil {
+		return nil, err
+	}
+	return webPoints(ps), nil
 }
 
 func (w webStore) TopKeys(ctx context.Context, metric string, since time.Time, n int) ([]webui.KeyTotal, error) {
