@@ -11,6 +11,7 @@ import (
 
 	"github.com/relaygate/relaygate/config"
 	"github.com/relaygate/relaygate/event"
+	"github.com/relaygate/relaygate/store"
 )
 
 // Dashboard and preview ranges.
@@ -92,11 +93,11 @@ var dashboardOutcomes = []struct {
 	name    string
 	metrics []string
 }{
-	{"relayed", []string{MetricAttemptsPrefix + string(event.Relayed)}},
-	{"blocked", []string{MetricAttemptsPrefix + string(event.Blocked), MetricAttemptsPrefix + string(event.Refused)}},
-	{"would_block", []string{MetricAttemptsPrefix + string(event.WouldBlock)}},
-	{"deferred", []string{MetricAttemptsPrefix + string(event.Deferred)}},
-	{"upstream_error", []string{MetricAttemptsPrefix + string(event.UpstreamError)}},
+	{"relayed", []string{store.AttemptsSeries(event.Relayed)}},
+	{"blocked", []string{store.AttemptsSeries(event.Blocked), store.AttemptsSeries(event.Refused)}},
+	{"would_block", []string{store.AttemptsSeries(event.WouldBlock)}},
+	{"deferred", []string{store.AttemptsSeries(event.Deferred)}},
+	{"upstream_error", []string{store.AttemptsSeries(event.UpstreamError)}},
 	{"shed", []string{MetricShed}},
 }
 
@@ -130,7 +131,7 @@ func (s *server) dashboard(ctx context.Context, minutes int) (*dashboardData, er
 	}
 	// perMinute sums every key of metric per minute of the range.
 	perMinute := func(metric string) ([]int64, int64, error) {
-		pts, err := s.series.Series(ctx, metric, "", start, end.Add(time.Minute))
+		pts, err := s.series.SeriesTotals(ctx, metric, start, end.Add(time.Minute))
 		if err != nil {
 			return nil, 0, fmt.Errorf("series %s: %w", metric, err)
 		}
@@ -196,7 +197,7 @@ func (s *server) dashboard(ctx context.Context, minutes int) (*dashboardData, er
 		}
 		list := make([]RelaySender, 0, len(top))
 		for _, k := range top {
-			relay, sender, _ := strings.Cut(k.Key, relaySenderSep)
+			relay, sender := store.SplitRelaySenderKey(k.Key)
 			list = append(list, RelaySender{Relay: relay, Sender: sender, Messages: k.Value})
 		}
 		d.TopSenders[w.name] = list

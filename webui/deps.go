@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/relaygate/relaygate/mgmtnet"
+	"github.com/relaygate/relaygate/store"
 )
 
 // ErrNotFound is what implementations of the interfaces below wrap when
@@ -105,24 +106,15 @@ type KeyTotal struct {
 	Value int64  `json:"value"`
 }
 
-// Series metric names the UI draws (the store's names).
+// Series metric names the UI draws: the store's.
 const (
-	MetricRelayMessages = "relay_messages" // key: relay name
-	MetricBlocked       = "blocked"        // key: client address
-	MetricDeferred      = "deferred"       // key: relay name
-	// MetricAttemptsPrefix + an event kind: attempts by outcome, key:
-	// client address.
-	MetricAttemptsPrefix = "attempts_"
-	// MetricRelaySenderMessages: relayed messages, key: relay name, a
-	// unit separator (relaySenderSep), envelope sender.
-	MetricRelaySenderMessages = "relay_sender_messages"
-	MetricRelayEncrypted      = "relay_encrypted_sessions" // key: relay name
-	MetricShed                = "shed"                     // key: ruleset counter name
+	MetricRelayMessages       = store.SeriesRelayMessages       // key: relay name
+	MetricBlocked             = store.SeriesBlocked             // key: client address
+	MetricDeferred            = store.SeriesDeferred            // key: relay name
+	MetricRelaySenderMessages = store.SeriesRelaySenderMessages // key: store.RelaySenderKey
+	MetricRelayEncrypted      = store.SeriesRelayEncrypted      // key: relay name
+	MetricShed                = "shed"                          // key: ruleset counter name
 )
-
-// relaySenderSep separates relay and sender in MetricRelaySenderMessages'
-// keys.
-const relaySenderSep = "\x1f"
 
 // SeriesSource reads the per-minute series.
 type SeriesSource interface {

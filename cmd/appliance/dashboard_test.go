@@ -150,7 +150,7 @@ func TestDashboardFromStore(t *testing.T) {
 		t.Errorf("host 10.20.0.50 = %+v, want blocked %d as on the dashboard, 2 refused, not a relay", hp, d.TopHosts[0].Value)
 	}
 	hr := hosts.Hosts[byAddr["10.10.0.25"]]
-	if hr.Relayed != d.Totals["outcome_relayed"] || hr.Deferred != d.Totals["deferred"] || !hr.IsRelay {
+	if hr.Relayed != d.Totals["outcome_relayed"] || hr.Deferred != d.Totals["deferred"] || !hr.IsRelay || hr.Relay != "relay-narrow" {
 		t.Errorf("host 10.10.0.25 = %+v, want relayed %d and deferred %d as on the dashboard, a relay", hr, d.Totals["outcome_relayed"], d.Totals["deferred"])
 	}
 
