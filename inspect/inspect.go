@@ -417,8 +417,12 @@ func (in *Inspector) endFlow(f *flow, t time.Time) {
 	if f.isRelay {
 		// Monitor mode: the relay's session is what the dashboard counts
 		// as relayed, as the proxy's would be in enforce mode. Messages
-		// are those the server accepted on the wire; after STARTTLS none
-		// can be seen, and the session counts as encrypted.
+		// are those the relay sent (the client's end of DATA, BDAT LAST):
+		// the server's replies come through the other port's ring, which
+		// is not ordered with this one, so a reply is not always matched
+		// to its message and acceptance would be undercounted. After
+		// STARTTLS nothing can be seen, and the session counts as
+		// encrypted.
 		e := event.Event{
 			Time:       f.last,
 			Kind:       event.Relayed,
@@ -430,7 +434,7 @@ func (in *Inspector) endFlow(f *flow, t time.Time) {
 			MailFrom:   c.MailFrom,
 			Rcpt:       append([]string{}, c.Rcpt...),
 			Code:       c.FinalCode,
-			Messages:   c.Accepted,
+			Messages:   c.Messages,
 			Bytes:      f.cli.Bytes,
 			Encrypted:  c.Encrypted,
 			Detail:     flowDetail(c),

@@ -415,8 +415,10 @@ func TestTruthMonitor(t *testing.T) {
 	var d dashboard
 	until(t, 20*time.Second, "passive inspection's counts on the dashboard", func() (bool, string) {
 		d = getDashboard(t, a)
+		var st map[string]any
+		a.API(context.Background(), "GET", "/api/v1/status", nil, &st)
 		return d.Totals["blocked"] == 3 && d.Totals["relayed"] == 4 && d.Totals["encrypted_sessions"] == 1,
-			fmt.Sprintf("totals %v", d.Totals)
+			fmt.Sprintf("totals %v; inspection %v", d.Totals, st["inspect"])
 	})
 	if !d.Monitor || d.Totals["outcome_would_block"] != 3 || d.Totals["outcome_blocked"] != 0 {
 		t.Errorf("monitor %v, totals %v: want monitor mode, 3 would_block, nothing blocked", d.Monitor, d.Totals)
