@@ -122,6 +122,11 @@ func runDaemon(ctx context.Context, path, logFormat string, stderr io.Writer) er
 		}
 	}()
 
+	// The baseline of the shed counters: what the kernel sheds from here
+	// on reaches the series.
+	shed := newShedSampler(d.br.Counters, st)
+	shed.sample(time.Now())
+
 	if d.proxy, err = newProxy(d, cfg); err != nil {
 		return err
 	}
@@ -145,6 +150,7 @@ func runDaemon(ctx context.Context, path, logFormat string, stderr io.Writer) er
 	proxyDone := make(chan error, 1)
 	wg.Go(func() { proxyDone <- d.proxy.Serve(ctx, ln) })
 	wg.Go(func() { d.heartbeat(ctx) })
+	wg.Go(func() { shed.run(ctx, shedInterval) })
 	d.startReputation(ctx, cfg, reg, &wg)
 
 	deps := d.webDeps(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
