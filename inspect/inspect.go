@@ -137,6 +137,8 @@ type Inspector struct {
 	srcMu   sync.Mutex
 	sources []StatsSource
 	running atomic.Bool
+	// reading counts the sources of Run still being read, of want.
+	reading, want atomic.Int64
 }
 
 type counters struct {

@@ -29,6 +29,8 @@ func (in *Inspector) Run(ctx context.Context, sources ...PacketSource) error {
 		}
 	}
 	in.srcMu.Unlock()
+	in.want.Store(int64(len(sources)))
+	in.reading.Store(int64(len(sources)))
 	in.running.Store(true)
 	defer in.running.Store(false)
 
@@ -39,6 +41,7 @@ func (in *Inspector) Run(ctx context.Context, sources ...PacketSource) error {
 	errc := make(chan error, len(sources))
 	for _, s := range sources {
 		readers.Go(func() {
+			defer in.reading.Add(-1)
 			for ctx.Err() == nil {
 				data, ci, err := s.ReadPacketData()
 				if errors.Is(err, errTimeout) {
@@ -103,6 +106,13 @@ loop:
 		in.log.Error("flush inventory and evidence", "err", err)
 	}
 	return runErr
+}
+
+// Capturing reports whether Run is reading every source it was given: false
+// before Run, after it returned, and from the moment one of its sources
+// ended (a capture error), even while the others still deliver.
+func (in *Inspector) Capturing() bool {
+	return in.running.Load() && in.want.Load() > 0 && in.reading.Load() == in.want.Load()
 }
 
 // errTimeout is what a live source returns when its poll timed out; Run

@@ -298,6 +298,12 @@ var catalogEN = map[string]string{
 	"account_title":    "Account",
 	"change_password":  "Change password",
 	"password_changed": "Password changed. Your other sessions were ended.",
+
+	// Status.DataPath, shown under "Data path".
+	"data_path_diverting":    "diverting to the proxy",
+	"data_path_fail_safe":    "fail-safe: relays bridged, others reset",
+	"data_path_watching":     "watching (passive capture)",
+	"data_path_not_watching": "not watching: no passive capture",
 }
 
 var catalogJA = map[string]string{
@@ -579,6 +585,12 @@ var catalogJA = map[string]string{
 	"account_title":    "アカウント",
 	"change_password":  "パスワード変更",
 	"password_changed": "パスワードを変更しました。他のセッションは終了しました。",
+
+	// Status.DataPath, shown under "Data path".
+	"data_path_diverting":    "プロキシへ転送中",
+	"data_path_fail_safe":    "フェイルセーフ：リレーは素通し、他はリセット",
+	"data_path_watching":     "監視中（パッシブキャプチャ）",
+	"data_path_not_watching": "未監視：パッシブキャプチャなし",
 }
 
 // pickLang chooses the language: ?lang= (remembered in a cookie), then the

@@ -37,7 +37,8 @@ func (s *server) pageDashboard(c *gin.Context) {
 	p := s.newPage(c, "dashboard.html", "dashboard")
 	labels := map[string]string{}
 	for _, k := range []string{"blocked", "deferred", "no_data", "serving_up", "serving_down", "would_block",
-		"outcome_relayed", "outcome_blocked", "outcome_would_block", "outcome_deferred", "outcome_upstream_error", "outcome_shed_short"} {
+		"outcome_relayed", "outcome_blocked", "outcome_would_block", "outcome_deferred", "outcome_upstream_error", "outcome_shed_short",
+		"data_path_diverting", "data_path_fail_safe", "data_path_watching", "data_path_not_watching"} {
 		labels[k] = p.M[k]
 	}
 	p.Data = gin.H{"D": d, "L": labels}

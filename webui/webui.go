@@ -125,15 +125,36 @@ type Status struct {
 	UptimeSeconds float64   `json:"uptime_seconds"`
 	Started       time.Time `json:"started"`
 	// Serving reports whether the data path is up (diversion active in
-	// enforce mode, inspection running in monitor mode).
-	Serving bool         `json:"serving"`
-	Ports   []PortStatus `json:"ports"`
+	// enforce mode, inspection running in monitor mode): DataPath is
+	// diverting or watching.
+	Serving bool `json:"serving"`
+	// DataPath says in one word what the data path does now: one of
+	// DataPathDiverting, DataPathFailSafe, DataPathWatching,
+	// DataPathNotWatching.
+	DataPath string       `json:"data_path"`
+	Ports    []PortStatus `json:"ports"`
 	// Counters are named totals, e.g. nftables counters and event counts.
 	Counters map[string]uint64 `json:"counters"`
 	// Inspect is passive inspection's capture statistics (packets, drops,
 	// flows), when it runs.
 	Inspect any `json:"inspect,omitempty"`
 }
+
+// Values of Status.DataPath.
+const (
+	// DataPathDiverting: enforce mode, the proxy serves and the kernel's
+	// diversion is alive (its heartbeat succeeds).
+	DataPathDiverting = "diverting"
+	// DataPathFailSafe: enforce mode, but the proxy does not serve or the
+	// heartbeat fails, so the kernel's failure behaviour is in force:
+	// relays' SMTP bridged straight through, everyone else's reset.
+	DataPathFailSafe = "fail_safe"
+	// DataPathWatching: monitor mode, passive capture runs on the bridge ports.
+	DataPathWatching = "watching"
+	// DataPathNotWatching: monitor mode, passive capture does not run
+	// (disabled by inspect.enabled: false, failed to start, or stopped).
+	DataPathNotWatching = "not_watching"
+)
 
 // StatusSource reports the appliance's state.
 type StatusSource interface {

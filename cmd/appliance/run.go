@@ -70,6 +70,11 @@ type daemon struct {
 	reputation *reputation.Watcher
 	alerter    *reputation.Alerter
 	inspect    *inspect.Inspector
+	// captureAll: capture opened on every bridge port (set before the
+	// web UI starts).
+	captureAll bool
+	// alive follows the heartbeat of the kernel's diversion.
+	alive liveness
 
 	// onApply hooks run, under mu, after a new configuration is in force.
 	onApply []func(*config.Config)
@@ -104,7 +109,8 @@ func runDaemon(ctx context.Context, path, logFormat string, stderr io.Writer) er
 	}
 	defer st.Close()
 
-	d := &daemon{log: log, path: path, started: time.Now(), br: bridge.New(log), store: st, cfg: cfg}
+	d := &daemon{log: log, path: path, started: time.Now(), br: bridge.New(log), store: st, cfg: cfg,
+		alive: liveness{ttl: bridge.AliveTimeout}}
 	if err := d.br.Apply(ctx, cfg); err != nil {
 		return fmt.Errorf("apply configuration: %w", err)
 	}
@@ -115,6 +121,11 @@ func runDaemon(ctx context.Context, path, logFormat string, stderr io.Writer) er
 			log.Error("stop bridge", "err", err)
 		}
 	}()
+
+	// The baseline of the shed counters: what the kernel sheds from here
+	// on reaches the series.
+	shed := newShedSampler(d.br.Counters, st)
+	shed.sample(time.Now())
 
 	if d.proxy, err = newProxy(d, cfg); err != nil {
 		return err
@@ -139,6 +150,7 @@ func runDaemon(ctx context.Context, path, logFormat string, stderr io.Writer) er
 	proxyDone := make(chan error, 1)
 	wg.Go(func() { proxyDone <- d.proxy.Serve(ctx, ln) })
 	wg.Go(func() { d.heartbeat(ctx) })
+	wg.Go(func() { shed.run(ctx, shedInterval) })
 	d.startReputation(ctx, cfg, reg, &wg)
 
 	deps := d.webDeps(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -203,21 +215,24 @@ func (d *daemon) heartbeat(ctx context.Context) {
 	d.setServing(true)
 	t := time.NewTicker(bridge.HeartbeatInterval)
 	defer t.Stop()
-	failing := false
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := d.br.Heartbeat(); err != nil {
-				if !failing {
-					d.log.Error("heartbeat", "err", err)
-				}
-				failing = true
-			} else {
-				failing = false
-			}
+			d.recordHeartbeat(d.br.Heartbeat())
 		}
+	}
+}
+
+// recordHeartbeat feeds a heartbeat's result to the liveness tracker and
+// logs once per failure streak.
+func (d *daemon) recordHeartbeat(err error) {
+	switch d.alive.record(err, time.Now()) {
+	case streakFailing:
+		d.log.Error("heartbeat failed: diversion off, the kernel's failure behaviour is in force until it succeeds", "err", err)
+	case streakHealed:
+		d.log.Info("heartbeat succeeds again: diversion alive")
 	}
 }
 
@@ -225,9 +240,27 @@ func (d *daemon) setServing(on bool) {
 	d.mu.Lock()
 	d.serving = on
 	d.mu.Unlock()
-	if err := d.br.SetServing(on); err != nil {
+	err := d.br.SetServing(on)
+	if on {
+		d.recordHeartbeat(err)
+	} else if err != nil {
 		d.log.Error("set serving", "serving", on, "err", err)
 	}
+}
+
+// dataPath reports what the data path does now (Status.DataPath) and
+// whether that is what the mode promises (Status.Serving).
+func (d *daemon) dataPath() (string, bool) {
+	d.mu.Lock()
+	c, serving := d.cfg, d.serving
+	d.mu.Unlock()
+	return dataPath(dataPathState{
+		mode:         c.Mode,
+		proxyServing: serving,
+		alive:        d.alive.alive(time.Now()),
+		inspectOn:    c.Inspect.On(),
+		capturing:    d.captureAll && d.inspect != nil && d.inspect.Capturing(),
+	})
 }
 
 // reload re-reads the configuration file (SIGHUP). A bad file is reported
@@ -319,12 +352,11 @@ func (d *daemon) audit(ctx context.Context, actor, remote, action, detail string
 
 // Status reports the daemon's state for the API.
 func (d *daemon) Status(ctx context.Context) webui.Status {
-	d.mu.Lock()
-	c, serving := d.cfg, d.serving
-	d.mu.Unlock()
+	c := d.Current()
+	word, serving := d.dataPath()
 	up := time.Since(d.started)
 	s := webui.Status{
-		Mode: c.Mode, Version: version, Started: d.started, Serving: serving,
+		Mode: c.Mode, Version: version, Started: d.started, Serving: serving, DataPath: word,
 		Uptime: up.Round(time.Second).String(), UptimeSeconds: up.Seconds(),
 		Counters: d.br.Counters(),
 	}
@@ -368,7 +400,7 @@ var (
 	portRxDesc  = prometheus.NewDesc("relaygate_port_rx_bytes_total", "Bytes received on an appliance port.", []string{"port", "role"}, nil)
 	portTxDesc  = prometheus.NewDesc("relaygate_port_tx_bytes_total", "Bytes sent on an appliance port.", []string{"port", "role"}, nil)
 	portUpDesc  = prometheus.NewDesc("relaygate_port_up", "1 when the port's operational state is up.", []string{"port", "role"}, nil)
-	servingDesc = prometheus.NewDesc("relaygate_serving", "1 while the proxy serves and the diversion is alive.", nil, nil)
+	servingDesc = prometheus.NewDesc("relaygate_serving", "1 while the data path does what the mode promises: enforce, the proxy serves and the diversion is alive; monitor, passive capture runs on the bridge ports.", nil, nil)
 )
 
 func (b *bridgeCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -390,9 +422,7 @@ func (b *bridgeCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(portTxDesc, prometheus.CounterValue, float64(p.TxBytes), p.Name, p.Role)
 		ch <- prometheus.MustNewConstMetric(portUpDesc, prometheus.GaugeValue, up, p.Name, p.Role)
 	}
-	b.d.mu.Lock()
-	serving := b.d.serving
-	b.d.mu.Unlock()
+	_, serving := b.d.dataPath()
 	v := 0.0
 	if serving {
 		v = 1

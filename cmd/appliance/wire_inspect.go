@@ -48,6 +48,8 @@ func (d *daemon) startInspect(ctx context.Context, reg *prometheus.Registry, wg 
 	if len(srcs) == 0 {
 		return in, nil
 	}
+	// Monitor mode reports watching only while every bridge port is read.
+	d.captureAll = len(live) == 2
 	wg.Go(func() {
 		defer func() {
 			for _, s := range live {

@@ -137,6 +137,7 @@
 		var serving = document.getElementById('serving');
 		serving.textContent = '';
 		serving.appendChild(d.status.serving ? el('span', labels.serving_up, 'badge ok') : el('span', labels.serving_down, 'badge bad'));
+		document.getElementById('data-path').textContent = labels['data_path_' + d.status.data_path] || '';
 		document.getElementById('uptime').textContent = d.status.uptime;
 		['relayed', 'blocked', 'deferred', 'outcome_shed', 'encrypted_sessions'].forEach(function (k) {
 			document.getElementById('total-' + k).textContent = String(d.totals[k] || 0);
