@@ -142,6 +142,11 @@ func scrape(t *testing.T, a *lab.Appliance) map[string]float64 {
 	return out
 }
 
+// shedCounters sums the ruleset counters of attempts shed in the kernel.
+func shedCounters(c map[string]uint64) int64 {
+	return int64(c["flood_dropped"] + c["reset"] + c["tagged_dropped"])
+}
+
 // until polls cond every 300 ms for up to d and fails with what last
 // returned when it never holds.
 func until(t *testing.T, d time.Duration, what string, cond func() (bool, string)) {
@@ -231,6 +236,10 @@ func TestTruthEnforce(t *testing.T) {
 	defer l.Run(context.Background(), "pc", "ip", "addr", "del", floodSrc+"/24", "dev", "eth0")
 	a := startAppliance(t, "enforce", "limits:\n  sender_messages_per_minute: 1\ninspect:\n  reverse_dns: false\n")
 	postfixMX(t)
+	// The ruleset's counters carry what an earlier daemon's tables counted
+	// (they stay in the kernel after it stops); the shed series counts
+	// from this daemon's start.
+	shed0 := shedCounters(getDashboard(t, a).Status.Counters)
 
 	// Relays: 3 messages over IPv4 and 2 over IPv6 to labmx, each from its
 	// own sender, and one session under STARTTLS (passed through).
@@ -384,6 +393,16 @@ func TestTruthEnforce(t *testing.T) {
 	if got := m[`relaygate_proxy_deferrals_total{limit="sender_messages_per_minute"}`]; got != 1 {
 		t.Errorf("deferrals_total{sender_messages_per_minute} = %v, want 1", got)
 	}
+	// What the kernel shed reaches the dashboard: the shed series is
+	// sampled every 5 s from the ruleset's counters.
+	until(t, 15*time.Second, "shed packets on the dashboard", func() (bool, string) {
+		d = getDashboard(t, a)
+		c := d.Status.Counters
+		want := shedCounters(c) - shed0
+		return d.Totals["outcome_shed"] == want && want > 0,
+			fmt.Sprintf("outcome_shed %d (chart %v), series flood_dropped %d, counters %v", d.Totals["outcome_shed"], d.Outcomes["shed"],
+				seriesSum(t, a, "shed", "flood_dropped"), c)
+	})
 	if !d.Status.Serving || d.Monitor || d.Status.Counters["flood_dropped"] == 0 {
 		t.Errorf("status serving %v, monitor %v, flood_dropped %d: want serving, enforce, a flood shed in the kernel",
 			d.Status.Serving, d.Monitor, d.Status.Counters["flood_dropped"])

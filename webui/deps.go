@@ -113,7 +113,7 @@ const (
 	MetricDeferred            = store.SeriesDeferred            // key: relay name
 	MetricRelaySenderMessages = store.SeriesRelaySenderMessages // key: store.RelaySenderKey
 	MetricRelayEncrypted      = store.SeriesRelayEncrypted      // key: relay name
-	MetricShed                = "shed"                          // key: ruleset counter name
+	MetricShed                = store.SeriesShed                // key: ruleset counter name
 )
 
 // SeriesSource reads the per-minute series.
