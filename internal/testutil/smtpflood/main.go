@@ -7,6 +7,9 @@
 //	       idle for -hold; report when all are established.
 //	send:  send -n small messages over -concurrency sessions (one message per
 //	       session); report messages per second and per-message latency.
+//	       -from and -to set the envelope (default: a sender per message,
+//	       bench<i>@relay.example, to sink@remote.example); -rate paces the
+//	       messages at that many per minute overall (0: as fast as possible).
 //
 // Every mode runs for a bounded time and stops by itself.
 package main
@@ -34,9 +37,16 @@ func main() {
 	hold := flag.Duration("hold", 30*time.Second, "how long to hold connections (hold)")
 	size := flag.Int("size", 1024, "message body size in octets (send)")
 	timeout := flag.Duration("timeout", 30*time.Second, "per-operation timeout")
+	from := flag.String("from", "", "envelope sender of every message (send; default bench<i>@relay.example)")
+	to := flag.String("to", "sink@remote.example", "recipient of every message (send)")
+	rate := flag.Int("rate", 0, "messages per minute overall (send; 0 = as fast as possible)")
 	flag.Parse()
 	if *target == "" {
 		fmt.Fprintln(os.Stderr, "smtpflood: -target is required")
+		os.Exit(2)
+	}
+	if *rate < 0 {
+		fmt.Fprintln(os.Stderr, "smtpflood: -rate must be 0 or more")
 		os.Exit(2)
 	}
 	var sources []net.IP
@@ -59,7 +69,7 @@ func main() {
 	case "hold":
 		holdConns(dial, *n, *hold, *timeout)
 	case "send":
-		send(dial, *n, *conc, *size, *timeout)
+		send(dial, envelope{from: *from, to: *to}, *n, *conc, *rate, *size, *timeout)
 	default:
 		fmt.Fprintln(os.Stderr, "smtpflood: unknown -mode", *mode)
 		os.Exit(2)
@@ -177,7 +187,28 @@ func holdConns(dial func() (net.Conn, error), n int, hold, timeout time.Duration
 	}
 }
 
-func send(dial func() (net.Conn, error), n, conc, size int, timeout time.Duration) {
+// envelope is what send puts in MAIL FROM and RCPT TO; an empty from
+// means a sender of its own per message.
+type envelope struct {
+	from, to string
+}
+
+func (e envelope) sender(i int64) string {
+	if e.from != "" {
+		return e.from
+	}
+	return fmt.Sprintf("bench%d@relay.example", i)
+}
+
+// send sends n messages over conc workers. With rate > 0 message i (from 1)
+// starts no earlier than (i-1) minutes/rate after the start, so the
+// messages are spread evenly at rate per minute as long as the workers
+// keep up.
+func send(dial func() (net.Conn, error), env envelope, n, conc, rate, size int, timeout time.Duration) {
+	var interval time.Duration
+	if rate > 0 {
+		interval = time.Minute / time.Duration(rate)
+	}
 	body := strings.Repeat("relaygate benchmark line of text, 64 octets long, no dots........\r\n", max(1, size/66))
 	var lat []time.Duration
 	var mu sync.Mutex
@@ -192,8 +223,11 @@ func send(dial func() (net.Conn, error), n, conc, size int, timeout time.Duratio
 				if i > int64(n) {
 					return
 				}
+				if interval > 0 {
+					time.Sleep(time.Until(start.Add(time.Duration(i-1) * interval)))
+				}
 				t0 := time.Now()
-				if err := sendOne(dial, i, body, timeout); err != nil {
+				if err := sendOne(dial, env, i, body, timeout); err != nil {
 					failed.Add(1)
 					fmt.Fprintln(os.Stderr, "smtpflood:", err)
 					continue
@@ -218,7 +252,7 @@ func send(dial func() (net.Conn, error), n, conc, size int, timeout time.Duratio
 		len(lat), failed.Load(), float64(len(lat))/el.Seconds(), pct(0.5), pct(0.99))
 }
 
-func sendOne(dial func() (net.Conn, error), i int64, body string, timeout time.Duration) error {
+func sendOne(dial func() (net.Conn, error), env envelope, i int64, body string, timeout time.Duration) error {
 	c, err := dial()
 	if err != nil {
 		return err
@@ -234,15 +268,15 @@ func sendOne(dial func() (net.Conn, error), i int64, body string, timeout time.D
 		want byte
 	}{
 		{"EHLO smtpflood.example", '2'},
-		{fmt.Sprintf("MAIL FROM:<bench%d@relay.example>", i), '2'},
-		{"RCPT TO:<sink@remote.example>", '2'},
+		{"MAIL FROM:<" + env.sender(i) + ">", '2'},
+		{"RCPT TO:<" + env.to + ">", '2'},
 		{"DATA", '3'},
 	} {
 		if err := s.cmd(step.line, step.want); err != nil {
 			return err
 		}
 	}
-	msg := fmt.Sprintf("From: bench%d@relay.example\r\nTo: sink@remote.example\r\nSubject: bench %d\r\nMessage-ID: <bench%d.%d@relay.example>\r\n\r\n%s.", i, i, i, time.Now().UnixNano(), body)
+	msg := fmt.Sprintf("From: %s\r\nTo: %s\r\nSubject: bench %d\r\nMessage-ID: <bench%d.%d@relay.example>\r\n\r\n%s.", env.sender(i), env.to, i, i, time.Now().UnixNano(), body)
 	if err := s.cmd(msg, '2'); err != nil {
 		return err
 	}
