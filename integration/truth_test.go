@@ -407,6 +407,10 @@ func TestTruthEnforce(t *testing.T) {
 		t.Errorf("status serving %v, monitor %v, flood_dropped %d: want serving, enforce, a flood shed in the kernel",
 			d.Status.Serving, d.Monitor, d.Status.Counters["flood_dropped"])
 	}
+	// And the admin's browser shows the same, in English and Japanese.
+	if len(d.TopHosts) > 0 {
+		checkDashboardInBrowser(t, a, browserWant{Blocked: d.Totals["blocked"], TopHost: d.TopHosts[0].Key, TopHostCount: d.TopHosts[0].Value})
+	}
 }
 
 // TestTruthMonitor: in monitor mode nothing is diverted; passive
@@ -470,4 +474,5 @@ func TestTruthMonitor(t *testing.T) {
 	if !d.Status.Serving {
 		t.Errorf("status: not serving in monitor mode with capture running")
 	}
+	checkDashboardInBrowser(t, a, browserWant{Blocked: 3, TopHost: lab.PC4, TopHostCount: 2, Monitor: true})
 }
