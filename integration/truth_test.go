@@ -147,6 +147,24 @@ func shedCounters(c map[string]uint64) int64 {
 	return int64(c["flood_dropped"] + c["reset"] + c["tagged_dropped"])
 }
 
+// shedBaseline waits until the ruleset's shed counters and the dashboard's
+// shed total stood still for longer than the daemon's sampling period (5 s),
+// and returns both: from then on they count the same packets.
+func shedBaseline(t *testing.T, a *lab.Appliance) (counters, series int64) {
+	t.Helper()
+	read := func() (int64, int64) {
+		d := getDashboard(t, a)
+		return shedCounters(d.Status.Counters), d.Totals["outcome_shed"]
+	}
+	until(t, 40*time.Second, "the shed counters stand still", func() (bool, string) {
+		c1, s1 := read()
+		time.Sleep(6 * time.Second)
+		counters, series = read()
+		return c1 == counters && s1 == series, fmt.Sprintf("counters %d -> %d, series %d -> %d", c1, counters, s1, series)
+	})
+	return counters, series
+}
+
 // until polls cond every 300 ms for up to d and fails with what last
 // returned when it never holds.
 func until(t *testing.T, d time.Duration, what string, cond func() (bool, string)) {
@@ -237,9 +255,10 @@ func TestTruthEnforce(t *testing.T) {
 	a := startAppliance(t, "enforce", "limits:\n  sender_messages_per_minute: 1\ninspect:\n  reverse_dns: false\n")
 	postfixMX(t)
 	// The ruleset's counters carry what an earlier daemon's tables counted
-	// (they stay in the kernel after it stops); the shed series counts
-	// from this daemon's start.
-	shed0 := shedCounters(getDashboard(t, a).Status.Counters)
+	// (they stay in the kernel after it stops), and stray packets of
+	// earlier tests may still be shed: compare growths from a moment when
+	// both stood still.
+	counters0, shed0 := shedBaseline(t, a)
 
 	// Relays: 3 messages over IPv4 and 2 over IPv6 to labmx, each from its
 	// own sender, and one session under STARTTLS (passed through).
@@ -398,8 +417,8 @@ func TestTruthEnforce(t *testing.T) {
 	until(t, 15*time.Second, "shed packets on the dashboard", func() (bool, string) {
 		d = getDashboard(t, a)
 		c := d.Status.Counters
-		want := shedCounters(c) - shed0
-		return d.Totals["outcome_shed"] == want && want > 0,
+		want := shedCounters(c) - counters0
+		return d.Totals["outcome_shed"]-shed0 == want && want > 0,
 			fmt.Sprintf("outcome_shed %d (chart %v), series flood_dropped %d, counters %v", d.Totals["outcome_shed"], d.Outcomes["shed"],
 				seriesSum(t, a, "shed", "flood_dropped"), c)
 	})
