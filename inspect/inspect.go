@@ -11,6 +11,7 @@
 package inspect
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -416,38 +417,14 @@ func (in *Inspector) endFlow(f *flow, t time.Time) {
 		// In enforce mode the proxy records every diverted session itself.
 		return
 	}
-	if f.isRelay {
-		// Monitor mode: the relay's session is what the dashboard counts
-		// as relayed, as the proxy's would be in enforce mode. Messages
-		// are those the relay sent (the client's end of DATA, BDAT LAST):
-		// the server's replies come through the other port's ring, which
-		// is not ordered with this one, so a reply is not always matched
-		// to its message and acceptance would be undercounted. After
-		// STARTTLS nothing can be seen, and the session counts as
-		// encrypted.
-		e := event.Event{
-			Time:       f.last,
-			Kind:       event.Relayed,
-			Client:     f.key.cli.Addr(),
-			Server:     f.key.srv.Addr(),
-			ServerPort: f.key.srv.Port(),
-			Relay:      f.relay,
-			Helo:       c.Helo,
-			MailFrom:   c.MailFrom,
-			Rcpt:       append([]string{}, c.Rcpt...),
-			Code:       c.FinalCode,
-			Messages:   c.Messages,
-			Bytes:      f.cli.Bytes,
-			Encrypted:  c.Encrypted,
-			Detail:     flowDetail(c),
-		}
-		if e.Code == 0 {
-			e.Code = c.LastCode
-		}
-		in.opts.Recorder.Record(e)
-		return
-	}
-	in.st.wouldBlock.Add(1)
+	// Monitor mode: a relay's session is what the dashboard counts as
+	// relayed, as the proxy's would be in enforce mode; any other source's
+	// is what enforce mode would block. Messages are those the client sent
+	// (the end of DATA, BDAT LAST): the server's replies come through the
+	// other port's ring, which is not ordered with this one, so a reply is
+	// not always matched to its message and acceptance would be
+	// undercounted. After STARTTLS nothing can be seen, and the session
+	// counts as encrypted.
 	e := event.Event{
 		Time:       f.last,
 		Kind:       event.WouldBlock,
@@ -457,14 +434,16 @@ func (in *Inspector) endFlow(f *flow, t time.Time) {
 		Helo:       c.Helo,
 		MailFrom:   c.MailFrom,
 		Rcpt:       append([]string{}, c.Rcpt...),
-		Code:       c.FinalCode,
+		Code:       cmp.Or(c.FinalCode, c.LastCode),
 		Messages:   c.Messages,
 		Bytes:      f.cli.Bytes,
 		Encrypted:  c.Encrypted,
 		Detail:     flowDetail(c),
 	}
-	if e.Code == 0 {
-		e.Code = c.LastCode
+	if f.isRelay {
+		e.Kind, e.Relay = event.Relayed, f.relay
+	} else {
+		in.st.wouldBlock.Add(1)
 	}
 	in.opts.Recorder.Record(e)
 }

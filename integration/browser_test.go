@@ -9,14 +9,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/chromedp"
 
+	"github.com/relaygate/relaygate/internal/testutil/headless"
 	"github.com/relaygate/relaygate/internal/testutil/lab"
 	"github.com/relaygate/relaygate/webui"
 )
@@ -24,9 +23,6 @@ import (
 // The browser tests check what the administrator sees, not what the API
 // says: headless Chromium on the lab's admin host opens the real
 // appliance's web UI after real traffic and reads the dashboard as drawn.
-
-// chromiumPath is Debian's Chromium; CI installs it (.ci/run).
-const chromiumPath = "/usr/bin/chromium"
 
 // The administrator checkDashboardInBrowser creates on a fresh appliance,
 // and logs in as when the appliance already has one.
@@ -95,9 +91,7 @@ const readDashboard = `(() => {
 // needChromium skips the test when Chromium is not installed.
 func needChromium(t *testing.T) {
 	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Skipf("browser test skipped: %s not found (apt-get install chromium)", chromiumPath)
-	}
+	headless.SkipWithout(t)
 }
 
 // adminBrowser starts headless Chromium in the lab's admin namespace, the
@@ -109,65 +103,17 @@ func needChromium(t *testing.T) {
 func adminBrowser(t *testing.T, l *lab.Lab) (ctx context.Context, console func() []string) {
 	t.Helper()
 	ns := l.NS("admin")
-	actx, cancel := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.IgnoreCertErrors, // the appliance's self-signed certificate
-		chromedp.WindowSize(1366, 900),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.ModifyCmdFunc(func(cmd *exec.Cmd) {
-			ip, err := exec.LookPath("ip")
-			if err != nil {
-				cmd.Err = fmt.Errorf("LookPath(ip): %w", err)
-				return
-			}
-			cmd.Path = ip
-			cmd.Args = append([]string{"ip", "netns", "exec", ns, chromiumPath}, cmd.Args[1:]...)
-			// What chromedp's default does: the browser dies with the test.
-			cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		}),
-	)
-	t.Cleanup(cancel)
-	ctx, cancel2 := chromedp.NewContext(actx)
-	t.Cleanup(cancel2)
-	ctx, cancel3 := context.WithTimeout(ctx, 3*time.Minute)
-	t.Cleanup(cancel3)
-	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1366, 900)); err != nil {
-		t.Fatalf("start chromium in %s: %v", ns, err)
-	}
-	var mu sync.Mutex
-	var logged []string
-	if err := chromedp.Listen(ctx, func(ev any) {
-		var en *cdplog.Entry
-		switch v := ev.(type) {
-		case *cdplog.EventEntryAdded:
-			en = v.Entry
-		case cdplog.EventEntryAdded:
-			en = v.Entry
-		}
-		if en == nil {
+	return headless.Start(t, 3*time.Minute, chromedp.ModifyCmdFunc(func(cmd *exec.Cmd) {
+		ip, err := exec.LookPath("ip")
+		if err != nil {
+			cmd.Err = fmt.Errorf("LookPath(ip): %w", err)
 			return
 		}
-		if strings.Contains(en.Text, "Content Security Policy") || (en.Source == "javascript" && en.Level == "error") {
-			mu.Lock()
-			logged = append(logged, string(en.Source)+": "+en.Text)
-			mu.Unlock()
-		}
-	}); err != nil {
-		t.Fatal(err)
-	}
-	return ctx, func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]string(nil), logged...)
-	}
+		cmd.Path = ip
+		cmd.Args = append([]string{"ip", "netns", "exec", ns, headless.ChromiumPath}, cmd.Args[1:]...)
+		// What chromedp's default does: the browser dies with the test.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	}))
 }
 
 // screenshots returns the directory for screenshots: $RELAYGATE_SCREENSHOTS

@@ -24,29 +24,39 @@ import (
 	"github.com/relaygate/relaygate/internal/testutil/lab"
 )
 
-var (
-	inspectBinOnce sync.Once
-	inspectBin     string
-	inspectBinErr  error
-)
-
 // inspectHelper builds the inspect package's test binary, whose
 // TestLiveCapture captures on the bridge ports when told by its environment.
 func inspectHelper(t *testing.T, l *lab.Lab) string {
 	t.Helper()
-	inspectBinOnce.Do(func() {
-		inspectBin = filepath.Join(l.Dir, "inspect.test")
-		cmd := exec.Command("go", "test", "-c", "-o", inspectBin, "./inspect/")
+	return buildOnce(t, l, "inspect.test", "test", "-c", "./inspect/")
+}
+
+var (
+	buildMu   sync.Mutex
+	buildDone = map[string]error{}
+)
+
+// buildOnce runs `go ARGS -o l.Dir/NAME` from the repository root once per
+// test binary run, and returns the path of what it built.
+func buildOnce(t *testing.T, l *lab.Lab, name string, args ...string) string {
+	t.Helper()
+	out := filepath.Join(l.Dir, name)
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	err, done := buildDone[out]
+	if !done {
+		cmd := exec.Command("go", append(append([]string{}, args[0], "-o", out), args[1:]...)...)
 		cmd.Dir = lab.Root()
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			inspectBinErr = fmt.Errorf("build inspect test binary: %v\n%s", err, out)
+		if b, cerr := cmd.CombinedOutput(); cerr != nil {
+			err = fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), cerr, b)
 		}
-	})
-	if inspectBinErr != nil {
-		t.Fatal(inspectBinErr)
+		buildDone[out] = err
 	}
-	return inspectBin
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 type liveResult struct {

@@ -5,12 +5,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -195,28 +192,10 @@ func swaksRefused(t *testing.T, host, mx, from, to string) string {
 	return out
 }
 
-var (
-	floodBinOnce sync.Once
-	floodBin     string
-	floodBinErr  error
-)
-
 // smtpflood builds the lab's load tool once.
 func smtpflood(t *testing.T, l *lab.Lab) string {
 	t.Helper()
-	floodBinOnce.Do(func() {
-		floodBin = filepath.Join(l.Dir, "smtpflood")
-		cmd := exec.Command("go", "build", "-o", floodBin, "./internal/testutil/smtpflood")
-		cmd.Dir = lab.Root()
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			floodBinErr = fmt.Errorf("build smtpflood: %v\n%s", err, out)
-		}
-	})
-	if floodBinErr != nil {
-		t.Fatal(floodBinErr)
-	}
-	return floodBin
+	return buildOnce(t, l, "smtpflood", "build", "./internal/testutil/smtpflood")
 }
 
 // postfixMX starts a Postfix MX (STARTTLS offered) on the alternative MX

@@ -8,26 +8,21 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/chromedp"
 
 	"github.com/relaygate/relaygate/config"
+	"github.com/relaygate/relaygate/internal/testutil/headless"
 )
-
-// chromiumPath is Debian's Chromium; CI installs it.
-const chromiumPath = "/usr/bin/chromium"
 
 // stepTimeout bounds one step of the browser test.
 const stepTimeout = 15 * time.Second
 
 // browserEnv is a headless Chromium against the real router over TLS.
 type browserEnv struct {
-	mu      sync.Mutex
-	console []string // CSP violations and script errors the page logged
+	console func() []string // CSP violations and script errors the page logged
 	t       *testing.T
 	ctx     context.Context
 	url     string
@@ -38,9 +33,7 @@ type browserEnv struct {
 
 func newBrowserEnv(t *testing.T) *browserEnv {
 	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Skipf("browser test skipped: %s not found (apt-get install chromium)", chromiumPath)
-	}
+	headless.SkipWithout(t)
 	d, h := testDeps(t)
 	now := time.Now()
 	fillLab(h, now)
@@ -61,50 +54,10 @@ func newBrowserEnv(t *testing.T) *browserEnv {
 	if err := os.MkdirAll(shots, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	actx, cancel := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.IgnoreCertErrors,
-		chromedp.WindowSize(1366, 900),
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	t.Cleanup(cancel)
-	ctx, cancel2 := chromedp.NewContext(actx)
-	t.Cleanup(cancel2)
-	ctx, cancel3 := context.WithTimeout(ctx, 100*time.Second)
-	t.Cleanup(cancel3)
-	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1366, 900)); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	e := &browserEnv{t: t, ctx: ctx, url: srv.URL, shots: shots, h: h, dataDir: dataDir}
 	// The CSP allows only the appliance's own assets: any violation, or a
 	// script error, is a bug.
-	if err := chromedp.Listen(ctx, func(ev any) {
-		var en *cdplog.Entry
-		switch v := ev.(type) {
-		case *cdplog.EventEntryAdded:
-			en = v.Entry
-		case cdplog.EventEntryAdded:
-			en = v.Entry
-		}
-		if en == nil {
-			return
-		}
-		if strings.Contains(en.Text, "Content Security Policy") || (en.Source == "javascript" && en.Level == "error") {
-			e.mu.Lock()
-			e.console = append(e.console, string(en.Source)+": "+en.Text)
-			e.mu.Unlock()
-		}
-	}); err != nil {
-		t.Fatal(err)
-	}
+	ctx, console := headless.Start(t, 100*time.Second)
+	e := &browserEnv{t: t, ctx: ctx, console: console, url: srv.URL, shots: shots, h: h, dataDir: dataDir}
 	return e
 }
 
@@ -333,9 +286,7 @@ func TestBrowser(t *testing.T) {
 	}
 	e.shot("14-dashboard-ja")
 
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for _, m := range e.console {
+	for _, m := range e.console() {
 		t.Errorf("browser console: %s", m)
 	}
 }
