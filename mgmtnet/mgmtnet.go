@@ -27,7 +27,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/relaygate/relaygate/config"
+	"github.com/relaygate/relaygate/internal/atomicfile"
 )
 
 // FileName is the file's name in the data directory.
@@ -272,7 +272,7 @@ func (f *File) Save(ctx context.Context, s Settings) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := config.WriteFileAtomic(f.Path, s.Marshal(), false); err != nil {
+	if err := atomicfile.Write(f.Path, s.Marshal(), 0o600); err != nil {
 		return nil, err
 	}
 	res := &Result{Settings: s}

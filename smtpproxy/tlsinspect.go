@@ -18,6 +18,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/relaygate/relaygate/internal/atomicfile"
 )
 
 // File names of the inspect CA in the data directory. An admin may
@@ -59,10 +61,10 @@ func LoadOrCreateCA(dir string) (*CA, error) {
 		return nil, fmt.Errorf("create inspect CA: %w", err)
 	}
 	// Key first: a certificate without its key would block the next start.
-	if err := writeAtomic(keyPath, keyPEM, 0o600); err != nil {
+	if err := atomicfile.Write(keyPath, keyPEM, 0o600); err != nil {
 		return nil, err
 	}
-	if err := writeAtomic(certPath, certPEM, 0o644); err != nil {
+	if err := atomicfile.Write(certPath, certPEM, 0o644); err != nil {
 		return nil, err
 	}
 	return parseCA(certPEM, keyPEM)
@@ -112,17 +114,6 @@ func parseCA(certPEM, keyPEM []byte) (*CA, error) {
 		return nil, errors.New("load inspect CA: the certificate is not a CA")
 	}
 	return &CA{Cert: cert, Key: pair.PrivateKey, PEM: certPEM}, nil
-}
-
-func writeAtomic(path string, b []byte, mode os.FileMode) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, mode); err != nil {
-		return fmt.Errorf("write %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("rename %s: %w", tmp, err)
-	}
-	return nil
 }
 
 // maxLeafCache bounds the leaf certificates kept in memory.

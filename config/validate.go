@@ -1,0 +1,407 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// FieldError is a validation error for one key. Line is 0 when unknown.
+type FieldError struct {
+	Key  string // e.g. relays[1].address
+	Line int
+	Msg  string
+}
+
+func (e *FieldError) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("line %d: %s: %s", e.Line, e.Key, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", e.Key, e.Msg)
+}
+
+// ifNameRE is what Linux accepts as an interface name (IFNAMSIZ-1 octets,
+// no '/', ':' or white space).
+var ifNameRE = regexp.MustCompile(`^[A-Za-z0-9_.\-@]{1,15}$`)
+
+// Validate checks every key and returns the first error, naming the key.
+func (c *Config) Validate() error {
+	fe := func(key, format string, a ...any) error {
+		return &FieldError{Key: key, Msg: fmt.Sprintf(format, a...)}
+	}
+	switch c.Mode {
+	case Monitor, Enforce:
+	default:
+		return fe("mode", "unknown mode %q (want monitor or enforce)", c.Mode)
+	}
+	ifs := []struct{ key, val string }{
+		{"interfaces.bridge", c.Interfaces.Bridge},
+		{"interfaces.inside", c.Interfaces.Inside},
+		{"interfaces.outside", c.Interfaces.Outside},
+		{"interfaces.management", c.Interfaces.Management},
+	}
+	seen := map[string]string{}
+	for _, f := range ifs {
+		if f.val == "" {
+			return fe(f.key, "missing interface name")
+		}
+		if !ifNameRE.MatchString(f.val) || f.val == "." || f.val == ".." {
+			return fe(f.key, "invalid interface name %q (1-15 characters of letters, digits, '_', '-', '.', '@')", f.val)
+		}
+		if other, ok := seen[f.val]; ok {
+			return fe(f.key, "interface %q is already used as %s", f.val, other)
+		}
+		seen[f.val] = f.key
+	}
+	for i, s := range c.Interfaces.BridgeAddresses {
+		p, err := netip.ParsePrefix(s)
+		if err != nil || p.Addr().Zone() != "" {
+			return fe(fmt.Sprintf("interfaces.bridge_addresses[%d]", i), "invalid address/prefix %q (e.g. 10.0.255.3/29)", s)
+		}
+	}
+	for _, k := range []struct {
+		key  string
+		list []string
+	}{{"interfaces.bridge_gateways", c.Interfaces.BridgeGateways}, {"interfaces.inside_gateways", c.Interfaces.InsideGateways}} {
+		fams := map[bool]bool{}
+		for i, s := range k.list {
+			a, err := netip.ParseAddr(s)
+			if err != nil || a.Zone() != "" {
+				return fe(fmt.Sprintf("%s[%d]", k.key, i), "invalid address %q (e.g. 10.0.255.1)", s)
+			}
+			if fams[a.Is4()] {
+				return fe(fmt.Sprintf("%s[%d]", k.key, i), "only one gateway per address family")
+			}
+			fams[a.Is4()] = true
+		}
+	}
+	if s := c.Interfaces.BridgeMAC; s != "" {
+		if _, err := parseMAC(s); err != nil {
+			return fe("interfaces.bridge_mac", "%v", err)
+		}
+	}
+	if c.Mode == Enforce && len(c.Relays) == 0 {
+		return fe("relays", "the relay list is empty: in enforce mode that would block all outgoing mail")
+	}
+	names := map[string]bool{}
+	for i, r := range c.Relays {
+		key := fmt.Sprintf("relays[%d]", i)
+		if strings.TrimSpace(r.Name) == "" {
+			return fe(key+".name", "missing relay name")
+		}
+		if names[r.Name] {
+			return fe(key+".name", "duplicate relay name %q", r.Name)
+		}
+		names[r.Name] = true
+		if _, err := ParseRelayPrefix(r.Address); err != nil {
+			return fe(key+".address", "%v", err)
+		}
+		switch r.TLS {
+		case "", TLSPassthrough, TLSInspect:
+		default:
+			return fe(key+".tls", "unknown TLS policy %q (want passthrough or inspect)", r.TLS)
+		}
+		if r.PublicAddress != "" {
+			if a, err := netip.ParseAddr(r.PublicAddress); err != nil || a.Zone() != "" {
+				return fe(key+".public_address", "invalid address %q (e.g. 198.51.100.25)", r.PublicAddress)
+			}
+		}
+		if r.Domain != "" && !domainRE.MatchString(r.Domain) {
+			return fe(key+".domain", "invalid domain %q (e.g. corp.example)", r.Domain)
+		}
+	}
+	if err := c.validateReputation(); err != nil {
+		return err
+	}
+	if err := c.validateLimits(); err != nil {
+		return err
+	}
+	if err := c.validateInspect(); err != nil {
+		return err
+	}
+	if len(c.Ports) == 0 {
+		return fe("ports", "at least one port is needed")
+	}
+	ports := map[int]bool{}
+	for i, p := range c.Ports {
+		if p < 1 || p > 65535 {
+			return fe(fmt.Sprintf("ports[%d]", i), "port %d out of range 1-65535", p)
+		}
+		if ports[p] {
+			return fe(fmt.Sprintf("ports[%d]", i), "duplicate port %d", p)
+		}
+		ports[p] = true
+	}
+	if strings.TrimSpace(c.RejectText) == "" {
+		return fe("reject_text", "must not be empty")
+	}
+	if strings.ContainsAny(c.RejectText, "\r\n") || len(c.RejectText) > 400 {
+		return fe("reject_text", "must be one line of at most 400 characters")
+	}
+	for _, r := range c.RejectText {
+		if r < 0x20 || r == 0x7f {
+			return fe("reject_text", "must not contain control characters")
+		}
+	}
+	if ap, err := netip.ParseAddrPort(c.Web.Listen); err != nil || ap.Port() == 0 {
+		return fe("web.listen", "invalid listen address %q (e.g. \"0.0.0.0:8443\")", c.Web.Listen)
+	}
+	if (c.Web.TLSCert == "") != (c.Web.TLSKey == "") {
+		return fe("web.tls_cert", "tls_cert and tls_key go together")
+	}
+	if c.DataDir == "" || !filepath.IsAbs(c.DataDir) {
+		return fe("data_dir", "must be an absolute path, got %q", c.DataDir)
+	}
+	if c.Proxy.Port < 1 || c.Proxy.Port > 65535 {
+		return fe("proxy.port", "port %d out of range 1-65535", c.Proxy.Port)
+	}
+	if c.Proxy.NewConnsPerSource > 100000 {
+		return fe("proxy.new_conns_per_source", "at most 100000 per second, got %d (negative: off)", c.Proxy.NewConnsPerSource)
+	}
+	if ports[c.Proxy.Port] {
+		return fe("proxy.port", "port %d is also a diverted SMTP port", c.Proxy.Port)
+	}
+	for _, v := range []struct {
+		key string
+		n   int
+	}{{"proxy.max_conns_per_source", c.Proxy.MaxConnsPerSource}, {"proxy.max_conns", c.Proxy.MaxConns}, {"proxy.max_recipients", c.Proxy.MaxRecipients}, {"store.max_events", c.Store.MaxEvents}} {
+		if v.n < 1 {
+			return fe(v.key, "must be at least 1, got %d", v.n)
+		}
+	}
+	for _, v := range []struct {
+		key string
+		d   Duration
+	}{{"proxy.idle_timeout", c.Proxy.IdleTimeout}, {"proxy.refusal_timeout", c.Proxy.RefusalTimeout}, {"proxy.connect_timeout", c.Proxy.ConnectTimeout}, {"store.retention", c.Store.Retention}} {
+		if v.d.D() < time.Second {
+			return fe(v.key, "must be at least 1s, got %s", v.d)
+		}
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		return fe("log.format", "unknown format %q (want text or json)", c.Log.Format)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return fe("log.level", "unknown level %q (want debug, info, warn or error)", c.Log.Level)
+	}
+	return nil
+}
+
+// ParseRelayPrefix parses a relay address: a prefix, or a single address
+// taken as /32 or /128. The prefix is masked; IPv4-mapped forms are unmapped.
+func ParseRelayPrefix(s string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(s); err == nil && p.Addr().Zone() == "" {
+		if p.Addr().Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
+		return p.Masked(), nil
+	}
+	if a, err := netip.ParseAddr(s); err == nil && a.Zone() == "" {
+		a = a.Unmap()
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	return netip.Prefix{}, fmt.Errorf("invalid CIDR %q (e.g. 10.10.0.25/32 or 2001:db8::25/128)", s)
+}
+
+// RelayPrefixes returns the parsed relay prefixes, in order. Call after Validate.
+func (c *Config) RelayPrefixes() []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(c.Relays))
+	for _, r := range c.Relays {
+		if p, err := ParseRelayPrefix(r.Address); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// BridgePrefixes returns the parsed bridge addresses. Call after Validate.
+func (i *Interfaces) BridgePrefixes() []netip.Prefix { return parsePrefixes(i.BridgeAddresses) }
+
+// Gateways returns the parsed bridge gateways. Call after Validate.
+func (i *Interfaces) Gateways() []netip.Addr { return parseAddrs(i.BridgeGateways) }
+
+// LANGateways returns the parsed inside gateways. Call after Validate.
+func (i *Interfaces) LANGateways() []netip.Addr { return parseAddrs(i.InsideGateways) }
+
+func parsePrefixes(ss []string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range ss {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func parseAddrs(ss []string) []netip.Addr {
+	var out []netip.Addr
+	for _, s := range ss {
+		if a, err := netip.ParseAddr(s); err == nil {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func parseMAC(s string) ([6]byte, error) {
+	var m [6]byte
+	parts := strings.Split(s, ":")
+	if len(parts) != 6 {
+		return m, fmt.Errorf("invalid MAC address %q (e.g. 02:52:47:00:00:01)", s)
+	}
+	for i, p := range parts {
+		b, err := strconv.ParseUint(p, 16, 8)
+		if err != nil || len(p) != 2 {
+			return m, fmt.Errorf("invalid MAC address %q (e.g. 02:52:47:00:00:01)", s)
+		}
+		m[i] = byte(b)
+	}
+	if m[0]&1 == 1 {
+		return m, fmt.Errorf("MAC address %q is a multicast address", s)
+	}
+	return m, nil
+}
+
+func (c *Config) validateLimits() error {
+	l := c.Limits
+	for _, v := range []struct {
+		key string
+		n   int
+	}{
+		{"limits.relay_messages_per_minute", l.RelayMessagesPerMinute},
+		{"limits.sender_messages_per_minute", l.SenderMessagesPerMinute},
+		{"limits.recipients_per_message", l.RecipientsPerMessage},
+		{"limits.relay_sessions", l.RelaySessions},
+		{"limits.relay_sessions_per_minute", l.RelaySessionsPerMinute},
+		{"limits.remote_mx_per_minute", l.RemoteMXPerMinute},
+		{"limits.burst.min_messages", l.Burst.MinMessages},
+	} {
+		if v.n < 0 {
+			return &FieldError{Key: v.key, Msg: fmt.Sprintf("must not be negative, got %d (0 means unlimited)", v.n)}
+		}
+	}
+	for dom, n := range l.DomainMessagesPerMinute {
+		key := "limits.domain_messages_per_minute." + dom
+		if !domainRE.MatchString(dom) {
+			return &FieldError{Key: key, Msg: fmt.Sprintf("invalid domain %q (e.g. docomo.ne.jp)", dom)}
+		}
+		if n < 1 {
+			return &FieldError{Key: key, Msg: fmt.Sprintf("must be at least 1, got %d", n)}
+		}
+	}
+	if l.Burst.Factor < 0 || (l.Burst.Factor > 0 && l.Burst.Factor < 1.5) {
+		return &FieldError{Key: "limits.burst.factor", Msg: fmt.Sprintf("must be 0 (off) or at least 1.5, got %g", l.Burst.Factor)}
+	}
+	if l.Burst.HoldFor.D() < time.Second {
+		return &FieldError{Key: "limits.burst.hold_for", Msg: fmt.Sprintf("must be at least 1s, got %s", l.Burst.HoldFor)}
+	}
+	return nil
+}
+
+var domainRE = regexp.MustCompile(`^(?i)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$`)
+
+func (c *Config) validateInspect() error {
+	in := c.Inspect
+	for _, v := range []struct {
+		key string
+		n   int
+	}{
+		{"inspect.ring_mb", in.RingMB},
+		{"inspect.pcap_flows_per_host", in.PcapFlowsPerHost},
+		{"inspect.pcap_packets_per_flow", in.PcapPacketsPerFlow},
+		{"inspect.pcap_max_mb", in.PcapMaxMB},
+	} {
+		if v.n < 1 {
+			return &FieldError{Key: v.key, Msg: fmt.Sprintf("must be at least 1, got %d", v.n)}
+		}
+	}
+	if in.RingMB > 1024 {
+		return &FieldError{Key: "inspect.ring_mb", Msg: fmt.Sprintf("at most 1024, got %d", in.RingMB)}
+	}
+	for i, l := range in.Labels {
+		key := fmt.Sprintf("inspect.labels[%d]", i)
+		if _, err := netip.ParsePrefix(l.Prefix); err != nil {
+			return &FieldError{Key: key + ".prefix", Msg: fmt.Sprintf("invalid prefix %q (e.g. 10.20.0.0/16)", l.Prefix)}
+		}
+		if strings.TrimSpace(l.Label) == "" || len(l.Label) > 100 || strings.ContainsAny(l.Label, "\r\n") {
+			return &FieldError{Key: key + ".label", Msg: "must be one non-empty line of at most 100 characters"}
+		}
+	}
+	return nil
+}
+
+func (c *Config) validateReputation() error {
+	r := c.Reputation
+	for i, s := range r.Addresses {
+		if a, err := netip.ParseAddr(s); err != nil || a.Zone() != "" {
+			return &FieldError{Key: fmt.Sprintf("reputation.addresses[%d]", i), Msg: fmt.Sprintf("invalid address %q (e.g. 198.51.100.25)", s)}
+		}
+	}
+	for i, z := range r.Zones {
+		if !domainRE.MatchString(z) {
+			return &FieldError{Key: fmt.Sprintf("reputation.zones[%d]", i), Msg: fmt.Sprintf("invalid zone %q (e.g. zen.spamhaus.org)", z)}
+		}
+	}
+	for i, s := range r.Resolvers {
+		if ap, err := netip.ParseAddrPort(s); err != nil || ap.Port() == 0 {
+			return &FieldError{Key: fmt.Sprintf("reputation.resolvers[%d]", i), Msg: fmt.Sprintf("invalid resolver %q (want ip:port, e.g. 10.0.0.53:53)", s)}
+		}
+	}
+	if r.Interval.D() < time.Minute {
+		return &FieldError{Key: "reputation.interval", Msg: fmt.Sprintf("must be at least 1m, got %s", r.Interval)}
+	}
+	if !domainRE.MatchString(r.RelayTestDomain) {
+		return &FieldError{Key: "reputation.relay_test_domain", Msg: fmt.Sprintf("invalid domain %q", r.RelayTestDomain)}
+	}
+	a := c.Alerts
+	if len(a.Email.To) > 0 || a.Email.From != "" || a.Email.Relay != "" {
+		if len(a.Email.To) == 0 {
+			return &FieldError{Key: "alerts.email.to", Msg: "at least one recipient is needed"}
+		}
+		for i, to := range a.Email.To {
+			if !mailboxRE.MatchString(to) {
+				return &FieldError{Key: fmt.Sprintf("alerts.email.to[%d]", i), Msg: fmt.Sprintf("invalid address %q (e.g. noc@corp.example)", to)}
+			}
+		}
+		if !mailboxRE.MatchString(a.Email.From) {
+			return &FieldError{Key: "alerts.email.from", Msg: fmt.Sprintf("invalid address %q (e.g. relaygate@corp.example)", a.Email.From)}
+		}
+		if _, _, err := net.SplitHostPort(a.Email.Relay); err != nil {
+			return &FieldError{Key: "alerts.email.relay", Msg: fmt.Sprintf("want host:port, e.g. 10.10.0.25:25, got %q", a.Email.Relay)}
+		}
+	}
+	if a.Syslog.Address != "" {
+		if _, _, err := net.SplitHostPort(a.Syslog.Address); err != nil {
+			return &FieldError{Key: "alerts.syslog.address", Msg: fmt.Sprintf("want host:port, e.g. 10.0.0.5:514, got %q", a.Syslog.Address)}
+		}
+		switch a.Syslog.Transport {
+		case "udp", "tcp", "tls":
+		default:
+			return &FieldError{Key: "alerts.syslog.transport", Msg: fmt.Sprintf("unknown transport %q (want udp, tcp or tls)", a.Syslog.Transport)}
+		}
+	}
+	if a.Webhook.URL != "" {
+		u, err := url.Parse(a.Webhook.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return &FieldError{Key: "alerts.webhook.url", Msg: fmt.Sprintf("want an http or https URL, got %q", a.Webhook.URL)}
+		}
+	}
+	if a.DigestAfter < 1 {
+		return &FieldError{Key: "alerts.digest_after", Msg: fmt.Sprintf("must be at least 1, got %d", a.DigestAfter)}
+	}
+	if a.Window.D() < time.Second {
+		return &FieldError{Key: "alerts.window", Msg: fmt.Sprintf("must be at least 1s, got %s", a.Window)}
+	}
+	return nil
+}
+
+var mailboxRE = regexp.MustCompile(`^[^@\s<>]+@[^@\s<>]+$`)
