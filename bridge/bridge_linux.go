@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 
 	"github.com/google/nftables"
@@ -391,7 +392,7 @@ func (b *Bridge) setupAddresses(c *config.Config) error {
 	if err != nil {
 		return fmt.Errorf("LinkByName(%s): %w", c.Interfaces.Bridge, err)
 	}
-	want := c.Interfaces.BridgePrefixes()
+	want := slices.Clone(c.Interfaces.BridgeAddresses)
 	for _, old := range b.addrs {
 		if !containsPrefix(want, old) {
 			if err := netlink.AddrDel(br, netlinkAddr(old)); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
@@ -463,12 +464,12 @@ func setupRouting(c *config.Config) error {
 			Dst: prefixNet(netip.PrefixFrom(any, 0)), LinkIndex: lo.Attrs().Index,
 			Type: unix.RTN_LOCAL, Scope: netlink.SCOPE_HOST, Table: DivertMark, Family: fam,
 		})
-		for i, gws := range [][]netip.Addr{c.Interfaces.LANGateways(), c.Interfaces.Gateways()} {
+		for i, gws := range [][]netip.Addr{c.Interfaces.InsideGateways, c.Interfaces.BridgeGateways} {
 			table := ReplyMark
 			if i == 1 {
 				table = OnwardMark
 			}
-			for _, p := range c.Interfaces.BridgePrefixes() {
+			for _, p := range c.Interfaces.BridgeAddresses {
 				if p.Addr().Is4() == is4 {
 					routes[i+1] = append(routes[i+1], &netlink.Route{Dst: prefixNet(p.Masked()), LinkIndex: idx, Scope: netlink.SCOPE_LINK, Table: table, Family: fam})
 				}

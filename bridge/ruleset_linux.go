@@ -43,7 +43,11 @@ func rulesetFor(c *config.Config, mac net.HardwareAddr) ruleset {
 		r.Ports = append(r.Ports, uint16(p))
 	}
 	slices.Sort(r.Ports)
-	r.Relays4, r.Relays6 = splitFamilies(c.RelayPrefixes())
+	relays := make([]netip.Prefix, 0, len(c.Relays))
+	for _, rl := range c.Relays {
+		relays = append(relays, rl.Address.Net())
+	}
+	r.Relays4, r.Relays6 = splitFamilies(relays)
 	r.NewConnsPerSource = max(0, c.Proxy.NewConnsPerSource)
 	return r
 }

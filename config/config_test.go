@@ -18,7 +18,7 @@ import (
 )
 
 // netipOpts compares netip values by ==, which is what they are made for.
-var netipOpts = cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{})
+var netipOpts = cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{}, netip.AddrPort{})
 
 // head is the start of most test documents: lines 1-5. Keys appended with
 // two spaces of indentation continue the interfaces mapping at line 6;
@@ -89,11 +89,35 @@ func withDefaults(mode Mode, relays ...Relay) *Config {
 	}
 }
 
+func prefixes(ss ...string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range ss {
+		out = append(out, netip.MustParsePrefix(s))
+	}
+	return out
+}
+
+func addrs(ss ...string) []netip.Addr {
+	var out []netip.Addr
+	for _, s := range ss {
+		out = append(out, netip.MustParseAddr(s))
+	}
+	return out
+}
+
+func addrPorts(ss ...string) []netip.AddrPort {
+	var out []netip.AddrPort
+	for _, s := range ss {
+		out = append(out, netip.MustParseAddrPort(s))
+	}
+	return out
+}
+
 // exampleConfig is what testdata/example.yaml (the DESIGN.md example) parses to.
 func exampleConfig() *Config {
-	c := withDefaults(Enforce, Relay{Name: "mail-relay", Address: "10.10.0.25/32"})
-	c.Interfaces.BridgeAddresses = []string{"10.0.255.3/29", "2001:db8:ff::3/64"}
-	c.Interfaces.BridgeGateways = []string{"10.0.255.1", "2001:db8:ff::1"}
+	c := withDefaults(Enforce, Relay{Name: "mail-relay", Address: MustParsePrefix("10.10.0.25/32")})
+	c.Interfaces.BridgeAddresses = prefixes("10.0.255.3/29", "2001:db8:ff::3/64")
+	c.Interfaces.BridgeGateways = addrs("10.0.255.1", "2001:db8:ff::1")
 	return c
 }
 
@@ -106,15 +130,15 @@ func fullConfig() *Config {
 			Inside:          "enp1s0",
 			Outside:         "enp2s0",
 			Management:      "eth0.100",
-			BridgeAddresses: []string{"192.0.2.3/29", "2001:db8:ff::3/64"},
-			BridgeGateways:  []string{"2001:db8:ff::1", "192.0.2.1"},
-			InsideGateways:  []string{"192.0.2.2", "2001:db8:ff::2"},
+			BridgeAddresses: prefixes("192.0.2.3/29", "2001:db8:ff::3/64"),
+			BridgeGateways:  addrs("2001:db8:ff::1", "192.0.2.1"),
+			InsideGateways:  addrs("192.0.2.2", "2001:db8:ff::2"),
 			BridgeMAC:       "02:52:47:00:00:01",
 		},
 		Relays: []Relay{
-			{Name: "relay-v4", Address: "10.10.0.0/24", TLS: TLSInspect, PublicAddress: "198.51.100.25", Domain: "corp.example"},
-			{Name: "relay-v6", Address: "2001:db8:25::/48", TLS: TLSPassthrough},
-			{Name: "relay host", Address: "10.10.0.25", TLS: TLSPassthrough},
+			{Name: "relay-v4", Address: MustParsePrefix("10.10.0.0/24"), TLS: TLSInspect, PublicAddress: netip.MustParseAddr("198.51.100.25"), Domain: "corp.example"},
+			{Name: "relay-v6", Address: MustParsePrefix("2001:db8:25::/48"), TLS: TLSPassthrough},
+			{Name: "relay host", Address: MustParsePrefix("10.10.0.25"), TLS: TLSPassthrough},
 		},
 		Ports:      []int{25, 2525},
 		RejectText: `Blocked: "direct" SMTP: use relay.example.com # not a comment`,
@@ -146,12 +170,12 @@ func fullConfig() *Config {
 		},
 		Inspect: Inspect{
 			Enabled: new(false), RingMB: 4, PcapFlowsPerHost: 2, PcapPacketsPerFlow: 50, PcapMaxMB: 16,
-			ReverseDNS: new(false), Labels: []Label{{Prefix: "10.20.0.0/16", Label: "Koror office"}},
+			ReverseDNS: new(false), Labels: []Label{{Prefix: MustParsePrefix("10.20.0.0/16"), Label: "Koror office"}},
 		},
 		Reputation: Reputation{
-			Addresses:       []string{"198.51.100.25", "2001:db8::25"},
+			Addresses:       addrs("198.51.100.25", "2001:db8::25"),
 			Zones:           []string{"zen.spamhaus.org"},
-			Resolvers:       []string{"10.0.0.53:53", "[2001:db8::53]:53"},
+			Resolvers:       addrPorts("10.0.0.53:53", "[2001:db8::53]:53"),
 			Interval:        Duration(30 * time.Minute),
 			RelayTestDomain: "probe.example.org",
 		},
@@ -204,7 +228,7 @@ func TestParse(t *testing.T) {
 		{
 			name: "enforce with one relay",
 			in:   []byte(enforceHead),
-			want: withDefaults(Enforce, Relay{Name: "mail-relay", Address: "10.10.0.25/32"}),
+			want: withDefaults(Enforce, Relay{Name: "mail-relay", Address: MustParsePrefix("10.10.0.25/32")}),
 		},
 		{
 			name: "monitor with an empty relay list",
@@ -217,7 +241,7 @@ func TestParse(t *testing.T) {
   - {name: v4, address: 10.10.0.25}
   - {name: v6, address: "2001:db8::25"}
 `),
-			want: withDefaults(Monitor, Relay{Name: "v4", Address: "10.10.0.25"}, Relay{Name: "v6", Address: "2001:db8::25"}),
+			want: withDefaults(Monitor, Relay{Name: "v4", Address: MustParsePrefix("10.10.0.25")}, Relay{Name: "v6", Address: MustParsePrefix("2001:db8::25")}),
 		},
 		{
 			name: "null values take defaults",
@@ -246,58 +270,43 @@ func TestParse(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Parse() = %v, want nil error", err)
 			}
-			if diff := cmp.Diff(tt.want, got); diff != "" {
+			if diff := cmp.Diff(tt.want, got, netipOpts); diff != "" {
 				t.Errorf("Parse() mismatch (-want +got):\n%s", diff)
 			}
 		})
 	}
 }
 
-func TestParseExampleRelays(t *testing.T) {
-	c, err := Parse(readExample(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	type parsed struct {
-		Relays   []netip.Prefix
-		Bridge   []netip.Prefix
-		Gateways []netip.Addr
-		LAN      []netip.Addr
-	}
-	want := parsed{
-		Relays:   []netip.Prefix{netip.MustParsePrefix("10.10.0.25/32")},
-		Bridge:   []netip.Prefix{netip.MustParsePrefix("10.0.255.3/29"), netip.MustParsePrefix("2001:db8:ff::3/64")},
-		Gateways: []netip.Addr{netip.MustParseAddr("10.0.255.1"), netip.MustParseAddr("2001:db8:ff::1")},
-	}
-	got := parsed{
-		Relays:   c.RelayPrefixes(),
-		Bridge:   c.Interfaces.BridgePrefixes(),
-		Gateways: c.Interfaces.Gateways(),
-		LAN:      c.Interfaces.LANGateways(),
-	}
-	if diff := cmp.Diff(want, got, netipOpts); diff != "" {
-		t.Errorf("parsed addresses mismatch (-want +got):\n%s", diff)
-	}
-}
-
-func TestRelayPrefixesBare(t *testing.T) {
+// TestParseRelayNets checks the networks relay addresses stand for, and
+// that each keeps its spelling.
+func TestParseRelayNets(t *testing.T) {
 	c, err := Parse([]byte(head + `relays:
   - {name: v4, address: 10.10.0.25}
   - {name: v6, address: "2001:db8::25"}
   - {name: mapped, address: "::ffff:192.0.2.7"}
   - {name: net, address: 10.20.0.9/16}
+  - {name: v6net, address: "2001:DB8:25::/48"}
 `))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []netip.Prefix{
-		netip.MustParsePrefix("10.10.0.25/32"),
-		netip.MustParsePrefix("2001:db8::25/128"),
-		netip.MustParsePrefix("192.0.2.7/32"),
-		netip.MustParsePrefix("10.20.0.0/16"),
+	type relay struct {
+		Net     netip.Prefix
+		Written string
 	}
-	if diff := cmp.Diff(want, c.RelayPrefixes(), netipOpts); diff != "" {
-		t.Errorf("RelayPrefixes() mismatch (-want +got):\n%s", diff)
+	want := []relay{
+		{netip.MustParsePrefix("10.10.0.25/32"), "10.10.0.25"},
+		{netip.MustParsePrefix("2001:db8::25/128"), "2001:db8::25"},
+		{netip.MustParsePrefix("192.0.2.7/32"), "::ffff:192.0.2.7"},
+		{netip.MustParsePrefix("10.20.0.0/16"), "10.20.0.9/16"},
+		{netip.MustParsePrefix("2001:db8:25::/48"), "2001:db8:25::/48"},
+	}
+	var got []relay
+	for _, r := range c.Relays {
+		got = append(got, relay{r.Address.Net(), r.Address.String()})
+	}
+	if diff := cmp.Diff(want, got, netipOpts); diff != "" {
+		t.Errorf("relay addresses mismatch (-want +got):\n%s", diff)
 	}
 }
 
@@ -471,7 +480,7 @@ func TestParseErrors(t *testing.T) {
 				if !errors.As(err, &fe) {
 					t.Fatalf("Parse() error = %q (%T), want a *FieldError", msg, err)
 				}
-				if diff := cmp.Diff(FieldError{Key: tt.key, Line: tt.line}, *fe, cmpopts.IgnoreFields(FieldError{}, "Msg")); diff != "" {
+				if diff := cmp.Diff(FieldError{Key: tt.key, Line: tt.line}, *fe, cmpopts.IgnoreFields(FieldError{}, "Msg"), netipOpts); diff != "" {
 					t.Errorf("Parse() FieldError mismatch (-want +got):\n%s", diff)
 				}
 			}
@@ -511,7 +520,7 @@ func TestParseAccepts(t *testing.T) {
 			}
 			if tt.check != nil {
 				got, want := tt.check(c)
-				if diff := cmp.Diff(want, got); diff != "" {
+				if diff := cmp.Diff(want, got, netipOpts); diff != "" {
 					t.Errorf("Parse() mismatch (-want +got):\n%s", diff)
 				}
 			}
@@ -522,7 +531,7 @@ func TestParseAccepts(t *testing.T) {
 func TestDefault(t *testing.T) {
 	want := withDefaults(Monitor)
 	want.Interfaces = Interfaces{Bridge: "br0"}
-	if diff := cmp.Diff(want, Default()); diff != "" {
+	if diff := cmp.Diff(want, Default(), netipOpts); diff != "" {
 		t.Errorf("Default() mismatch (-want +got):\n%s", diff)
 	}
 	// Default has no interfaces, so it is not a valid configuration alone.
@@ -536,7 +545,7 @@ func TestDefault(t *testing.T) {
 // fill them in), as the PUT /api/v1/config handler may.
 func TestValidate(t *testing.T) {
 	valid := func() *Config {
-		c := withDefaults(Enforce, Relay{Name: "mail-relay", Address: "10.10.0.25/32"})
+		c := withDefaults(Enforce, Relay{Name: "mail-relay", Address: MustParsePrefix("10.10.0.25/32")})
 		return c
 	}
 	tests := []struct {
@@ -560,8 +569,14 @@ func TestValidate(t *testing.T) {
 		{"retention 0", func(c *Config) { c.Store.Retention = 0 }, "store.retention"},
 		{"empty log format", func(c *Config) { c.Log.Format = "" }, "log.format"},
 		{"empty log level", func(c *Config) { c.Log.Level = "" }, "log.level"},
-		{"zoned bridge address", func(c *Config) { c.Interfaces.BridgeAddresses = []string{"fe80::3%br0/64"} }, "interfaces.bridge_addresses[0]"},
-		{"zoned gateway", func(c *Config) { c.Interfaces.BridgeGateways = []string{"fe80::1%br0"} }, "interfaces.bridge_gateways[0]"},
+		{"unset bridge address", func(c *Config) { c.Interfaces.BridgeAddresses = []netip.Prefix{{}} }, "interfaces.bridge_addresses[0]"},
+		{"unset gateway", func(c *Config) { c.Interfaces.InsideGateways = []netip.Addr{{}} }, "interfaces.inside_gateways[0]"},
+		{"unset relay address", func(c *Config) { c.Relays[0].Address = Prefix{} }, "relays[0].address"},
+		{"zoned public address", func(c *Config) { c.Relays[0].PublicAddress = netip.MustParseAddr("fe80::25%br0") }, "relays[0].public_address"},
+		{"single-address label", func(c *Config) { c.Inspect.Labels = []Label{{Prefix: MustParsePrefix("10.20.0.1"), Label: "x"}} }, "inspect.labels[0].prefix"},
+		{"zoned reputation address", func(c *Config) { c.Reputation.Addresses = addrs("fe80::25%br0") }, "reputation.addresses[0]"},
+		{"resolver without port", func(c *Config) { c.Reputation.Resolvers = []netip.AddrPort{netip.AddrPortFrom(netip.MustParseAddr("10.0.0.53"), 0)} }, "reputation.resolvers[0]"},
+		{"zoned gateway", func(c *Config) { c.Interfaces.BridgeGateways = addrs("fe80::1%br0") }, "interfaces.bridge_gateways[0]"},
 		{"nil relays in monitor", func(c *Config) { c.Mode = Monitor; c.Relays = nil }, ""},
 		{"nil relays in enforce", func(c *Config) { c.Relays = nil }, "relays"},
 	}
@@ -605,7 +620,7 @@ func TestFieldErrorError(t *testing.T) {
 	}
 }
 
-func TestParseRelayPrefix(t *testing.T) {
+func TestParsePrefix(t *testing.T) {
 	tests := []struct {
 		in      string
 		want    netip.Prefix
@@ -638,21 +653,30 @@ func TestParseRelayPrefix(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
-			got, err := ParseRelayPrefix(tt.in)
+			got, err := ParsePrefix(tt.in)
 			if tt.wantErr {
 				if err == nil {
-					t.Fatalf("ParseRelayPrefix(%q) = %v, nil; want an error", tt.in, got)
+					t.Fatalf("ParsePrefix(%q) = %v, nil; want an error", tt.in, got)
 				}
 				if msg := err.Error(); strings.Contains(msg, "\n") || !strings.Contains(msg, `"`+tt.in+`"`) {
-					t.Errorf("ParseRelayPrefix(%q) error = %q, want one line quoting the input", tt.in, msg)
+					t.Errorf("ParsePrefix(%q) error = %q, want one line quoting the input", tt.in, msg)
 				}
 				return
 			}
 			if err != nil {
-				t.Fatalf("ParseRelayPrefix(%q) = %v, want nil error", tt.in, err)
+				t.Fatalf("ParsePrefix(%q) = %v, want nil error", tt.in, err)
 			}
-			if diff := cmp.Diff(tt.want, got, netipOpts); diff != "" {
-				t.Errorf("ParseRelayPrefix(%q) mismatch (-want +got):\n%s", tt.in, diff)
+			if diff := cmp.Diff(tt.want, got.Net(), netipOpts); diff != "" {
+				t.Errorf("ParsePrefix(%q).Net() mismatch (-want +got):\n%s", tt.in, diff)
+			}
+			// The text round-trips, in canonical address form.
+			text, _ := got.MarshalText()
+			var back Prefix
+			if err := back.UnmarshalText(text); err != nil || back != got {
+				t.Errorf("UnmarshalText(MarshalText(%v)) = %v, %v; want %v, nil", got, back, err, got)
+			}
+			if single := !strings.Contains(tt.in, "/"); got.IsSingle() != single || (single && got.Net().Bits() != got.Net().Addr().BitLen()) {
+				t.Errorf("ParsePrefix(%q) = %v, IsSingle() = %t; want %t", tt.in, got, got.IsSingle(), single)
 			}
 		})
 	}
@@ -724,7 +748,7 @@ func TestMarshalRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Parse(Marshal()) = %v\n%s", err, b)
 			}
-			if diff := cmp.Diff(tt.c, got, cmpopts.EquateEmpty()); diff != "" {
+			if diff := cmp.Diff(tt.c, got, cmpopts.EquateEmpty(), netipOpts); diff != "" {
 				t.Errorf("Parse(Marshal()) mismatch (-want +got):\n%s\nYAML:\n%s", diff, b)
 			}
 			// Marshal is stable: the parsed copy renders the same bytes.
@@ -732,7 +756,7 @@ func TestMarshalRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(string(b), string(b2)); diff != "" {
+			if diff := cmp.Diff(string(b), string(b2), netipOpts); diff != "" {
 				t.Errorf("Marshal(Parse(Marshal())) mismatch (-want +got):\n%s", diff)
 			}
 
@@ -744,7 +768,7 @@ func TestMarshalRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Parse(json.Marshal()) = %v\n%s", err, j)
 			}
-			if diff := cmp.Diff(tt.c, got, cmpopts.EquateEmpty()); diff != "" {
+			if diff := cmp.Diff(tt.c, got, cmpopts.EquateEmpty(), netipOpts); diff != "" {
 				t.Errorf("Parse(json.Marshal()) mismatch (-want +got):\n%s", diff)
 			}
 		})
@@ -803,7 +827,7 @@ func TestSave(t *testing.T) {
 	if err := first.Save(path); err != nil {
 		t.Fatalf("Save(%s) = %v", path, err)
 	}
-	if diff := cmp.Diff([]string{"relaygate.yaml", "relaygate.yaml.prev"}, dirNames(t, dir)); diff != "" {
+	if diff := cmp.Diff([]string{"relaygate.yaml", "relaygate.yaml.prev"}, dirNames(t, dir), netipOpts); diff != "" {
 		t.Errorf("directory after Save() mismatch (-want +got):\n%s", diff)
 	}
 	if got := fileMode(t, path); got != 0o600 {
@@ -816,14 +840,14 @@ func TestSave(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(string(orig), string(prev)); diff != "" {
+	if diff := cmp.Diff(string(orig), string(prev), netipOpts); diff != "" {
 		t.Errorf(".prev after first Save() mismatch (-want +got):\n%s", diff)
 	}
 	got, err := Load(path)
 	if err != nil {
 		t.Fatalf("Load(%s) = %v", path, err)
 	}
-	if diff := cmp.Diff(first, got, cmpopts.EquateEmpty()); diff != "" {
+	if diff := cmp.Diff(first, got, cmpopts.EquateEmpty(), netipOpts); diff != "" {
 		t.Errorf("Load(Save(c)) mismatch (-want +got):\n%s", diff)
 	}
 
@@ -840,17 +864,17 @@ func TestSave(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(string(firstBytes), string(prev)); diff != "" {
+	if diff := cmp.Diff(string(firstBytes), string(prev), netipOpts); diff != "" {
 		t.Errorf(".prev after second Save() mismatch (-want +got):\n%s", diff)
 	}
 	got, err = Load(path)
 	if err != nil {
 		t.Fatalf("Load(%s) = %v", path, err)
 	}
-	if diff := cmp.Diff(second, got, cmpopts.EquateEmpty()); diff != "" {
+	if diff := cmp.Diff(second, got, cmpopts.EquateEmpty(), netipOpts); diff != "" {
 		t.Errorf("Load(Save(c)) mismatch (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]string{"relaygate.yaml", "relaygate.yaml.prev"}, dirNames(t, dir)); diff != "" {
+	if diff := cmp.Diff([]string{"relaygate.yaml", "relaygate.yaml.prev"}, dirNames(t, dir), netipOpts); diff != "" {
 		t.Errorf("directory after second Save() mismatch (-want +got):\n%s", diff)
 	}
 }
@@ -862,7 +886,7 @@ func TestSaveNewFile(t *testing.T) {
 	if err := c.Save(path); err != nil {
 		t.Fatalf("Save(%s) = %v", path, err)
 	}
-	if diff := cmp.Diff([]string{"relaygate.yaml"}, dirNames(t, dir)); diff != "" {
+	if diff := cmp.Diff([]string{"relaygate.yaml"}, dirNames(t, dir), netipOpts); diff != "" {
 		t.Errorf("directory after Save() mismatch (-want +got):\n%s", diff)
 	}
 	if got := fileMode(t, path); got != 0o600 {
@@ -872,7 +896,7 @@ func TestSaveNewFile(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Load(%s) = %v", path, err)
 	}
-	if diff := cmp.Diff(c, got, cmpopts.EquateEmpty()); diff != "" {
+	if diff := cmp.Diff(c, got, cmpopts.EquateEmpty(), netipOpts); diff != "" {
 		t.Errorf("Load(Save(c)) mismatch (-want +got):\n%s", diff)
 	}
 }
@@ -913,14 +937,14 @@ func TestWriteFileAtomic(t *testing.T) {
 			if err := WriteFileAtomic(path, data, tt.keepPrev); err != nil {
 				t.Fatalf("WriteFileAtomic() = %v", err)
 			}
-			if diff := cmp.Diff(tt.want, dirNames(t, dir)); diff != "" {
+			if diff := cmp.Diff(tt.want, dirNames(t, dir), netipOpts); diff != "" {
 				t.Errorf("directory mismatch (-want +got):\n%s", diff)
 			}
 			got, err := os.ReadFile(path)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(string(data), string(got)); diff != "" {
+			if diff := cmp.Diff(string(data), string(got), netipOpts); diff != "" {
 				t.Errorf("content mismatch (-want +got):\n%s", diff)
 			}
 			if m := fileMode(t, path); m != 0o600 {
@@ -931,7 +955,7 @@ func TestWriteFileAtomic(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if diff := cmp.Diff(string(tt.existing), string(prev)); diff != "" {
+				if diff := cmp.Diff(string(tt.existing), string(prev), netipOpts); diff != "" {
 					t.Errorf(".prev content mismatch (-want +got):\n%s", diff)
 				}
 			}

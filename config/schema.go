@@ -8,6 +8,8 @@
 // Save, Marshal).
 package config
 
+import "net/netip"
+
 // Mode is the operating mode of the appliance.
 type Mode string
 
@@ -103,7 +105,7 @@ type Inspect struct {
 // Label names a subnet for the admin.
 type Label struct {
 	// Prefix is an IPv4 or IPv6 prefix, e.g. 10.20.0.0/16.
-	Prefix string `yaml:"prefix" json:"prefix"`
+	Prefix Prefix `yaml:"prefix" json:"prefix"`
 	// Label is shown beside hosts in it, e.g. "Koror office".
 	Label string `yaml:"label" json:"label"`
 }
@@ -127,14 +129,14 @@ type Interfaces struct {
 	Management string `yaml:"management" json:"management"`
 	// BridgeAddresses are the box's own addresses on the bridge, e.g.
 	// [10.0.255.3/29, "2001:db8:ff::3/64"]; needed for onward connections.
-	BridgeAddresses []string `yaml:"bridge_addresses" json:"bridge_addresses"`
+	BridgeAddresses []netip.Prefix `yaml:"bridge_addresses" json:"bridge_addresses"`
 	// BridgeGateways are the next hops toward the internet (the router),
 	// e.g. [10.0.255.1, "2001:db8:ff::1"].
-	BridgeGateways []string `yaml:"bridge_gateways" json:"bridge_gateways"`
+	BridgeGateways []netip.Addr `yaml:"bridge_gateways" json:"bridge_gateways"`
 	// InsideGateways are the next hops toward the LAN (the L3 switch), e.g.
 	// [10.0.255.2, "2001:db8:ff::2"]. The proxy's answers to LAN clients are
 	// routed through them; leave empty when clients share the bridge's subnet.
-	InsideGateways []string `yaml:"inside_gateways" json:"inside_gateways"`
+	InsideGateways []netip.Addr `yaml:"inside_gateways" json:"inside_gateways"`
 	// BridgeMAC pins the bridge's MAC address, e.g. 02:52:47:00:00:01.
 	// Default: derived from the inside port's MAC.
 	BridgeMAC string `yaml:"bridge_mac" json:"bridge_mac"`
@@ -145,13 +147,13 @@ type Relay struct {
 	// Name labels the relay in events and the UI, e.g. mail-relay.
 	Name string `yaml:"name" json:"name"`
 	// Address is an IPv4 or IPv6 prefix (or a single address), e.g. 10.10.0.25/32.
-	Address string `yaml:"address" json:"address"`
+	Address Prefix `yaml:"address" json:"address"`
 	// TLS is the STARTTLS policy: passthrough (default: encrypted bytes are
 	// spliced end to end) or inspect (the box terminates TLS with its own CA).
 	TLS string `yaml:"tls" json:"tls"`
 	// PublicAddress is the address the internet sees this relay's mail
 	// from (after NAT), e.g. 198.51.100.25; with Domain, SPF is checked.
-	PublicAddress string `yaml:"public_address" json:"public_address"`
+	PublicAddress netip.Addr `yaml:"public_address" json:"public_address"`
 	// Domain is the relay's sending domain, e.g. corp.example.
 	Domain string `yaml:"domain" json:"domain"`
 }
@@ -160,14 +162,14 @@ type Relay struct {
 type Reputation struct {
 	// Addresses are the organisation's public sending addresses, IPv4 and
 	// IPv6, e.g. [198.51.100.25, "2001:db8::25"].
-	Addresses []string `yaml:"addresses" json:"addresses"`
+	Addresses []netip.Addr `yaml:"addresses" json:"addresses"`
 	// Zones are the DNS blocklist zones to query, e.g. [zen.spamhaus.org];
 	// default: a set of current, widely used lists (see DefaultZones).
 	Zones []string `yaml:"zones" json:"zones"`
 	// Resolvers are DNS resolvers as ip:port, e.g. ["10.0.0.53:53"];
 	// default: the system's resolvers. Lists such as Spamhaus refuse
 	// queries from large public resolvers.
-	Resolvers []string `yaml:"resolvers" json:"resolvers"`
+	Resolvers []netip.AddrPort `yaml:"resolvers" json:"resolvers"`
 	// Interval is how often the lists are queried, e.g. 1h.
 	Interval Duration `yaml:"interval" json:"interval"`
 	// RelayTestDomain is the third-party domain the open-relay self-test

@@ -26,6 +26,52 @@ func (e *FieldError) Error() string {
 	return fmt.Sprintf("%s: %s", e.Key, e.Msg)
 }
 
+// valueMsgs word a value that does not parse, or is not allowed, by key
+// without list indices; decoding (checkKnown) and Validate share them, so a
+// bad address reads the same whichever of the two finds it.
+var valueMsgs = map[string]string{
+	"interfaces.bridge_addresses": "invalid address/prefix %q (e.g. 10.0.255.3/29)",
+	"interfaces.bridge_gateways":  "invalid address %q (e.g. 10.0.255.1)",
+	"interfaces.inside_gateways":  "invalid address %q (e.g. 10.0.255.1)",
+	"relays.address":              "invalid CIDR %q (e.g. 10.10.0.25/32 or 2001:db8::25/128)",
+	"relays.public_address":       "invalid address %q (e.g. 198.51.100.25)",
+	"inspect.labels.prefix":       "invalid prefix %q (e.g. 10.20.0.0/16)",
+	"reputation.addresses":        "invalid address %q (e.g. 198.51.100.25)",
+	"reputation.resolvers":        "invalid resolver %q (want ip:port, e.g. 10.0.0.53:53)",
+}
+
+var indexRE = regexp.MustCompile(`\[\d+\]`)
+
+// valueMsg returns the message for the bad value text of key, and whether
+// key has one.
+func valueMsg(key, text string) (string, bool) {
+	f, ok := valueMsgs[indexRE.ReplaceAllString(key, "")]
+	if !ok {
+		return "", false
+	}
+	return fmt.Sprintf(f, text), true
+}
+
+// badValue is the FieldError for the bad value text of a key in valueMsgs.
+func badValue(key, text string) *FieldError {
+	msg, ok := valueMsg(key, text)
+	if !ok {
+		msg = fmt.Sprintf("invalid value %q", text)
+	}
+	return &FieldError{Key: key, Msg: msg}
+}
+
+// addrText is a as the file would show it: "" when unset.
+func addrText(a netip.Addr) string {
+	b, _ := a.MarshalText()
+	return string(b)
+}
+
+func addrPortText(a netip.AddrPort) string {
+	b, _ := a.MarshalText()
+	return string(b)
+}
+
 // ifNameRE is what Linux accepts as an interface name (IFNAMSIZ-1 octets,
 // no '/', ':' or white space).
 var ifNameRE = regexp.MustCompile(`^[A-Za-z0-9_.\-@]{1,15}$`)
@@ -59,21 +105,19 @@ func (c *Config) Validate() error {
 		}
 		seen[f.val] = f.key
 	}
-	for i, s := range c.Interfaces.BridgeAddresses {
-		p, err := netip.ParsePrefix(s)
-		if err != nil || p.Addr().Zone() != "" {
-			return fe(fmt.Sprintf("interfaces.bridge_addresses[%d]", i), "invalid address/prefix %q (e.g. 10.0.255.3/29)", s)
+	for i, p := range c.Interfaces.BridgeAddresses {
+		if !p.IsValid() {
+			return badValue(fmt.Sprintf("interfaces.bridge_addresses[%d]", i), "")
 		}
 	}
 	for _, k := range []struct {
 		key  string
-		list []string
+		list []netip.Addr
 	}{{"interfaces.bridge_gateways", c.Interfaces.BridgeGateways}, {"interfaces.inside_gateways", c.Interfaces.InsideGateways}} {
 		fams := map[bool]bool{}
-		for i, s := range k.list {
-			a, err := netip.ParseAddr(s)
-			if err != nil || a.Zone() != "" {
-				return fe(fmt.Sprintf("%s[%d]", k.key, i), "invalid address %q (e.g. 10.0.255.1)", s)
+		for i, a := range k.list {
+			if !a.IsValid() || a.Zone() != "" {
+				return badValue(fmt.Sprintf("%s[%d]", k.key, i), addrText(a))
 			}
 			if fams[a.Is4()] {
 				return fe(fmt.Sprintf("%s[%d]", k.key, i), "only one gateway per address family")
@@ -99,18 +143,16 @@ func (c *Config) Validate() error {
 			return fe(key+".name", "duplicate relay name %q", r.Name)
 		}
 		names[r.Name] = true
-		if _, err := ParseRelayPrefix(r.Address); err != nil {
-			return fe(key+".address", "%v", err)
+		if !r.Address.IsValid() {
+			return badValue(key+".address", "")
 		}
 		switch r.TLS {
 		case "", TLSPassthrough, TLSInspect:
 		default:
 			return fe(key+".tls", "unknown TLS policy %q (want passthrough or inspect)", r.TLS)
 		}
-		if r.PublicAddress != "" {
-			if a, err := netip.ParseAddr(r.PublicAddress); err != nil || a.Zone() != "" {
-				return fe(key+".public_address", "invalid address %q (e.g. 198.51.100.25)", r.PublicAddress)
-			}
+		if r.PublicAddress.Zone() != "" {
+			return badValue(key+".public_address", addrText(r.PublicAddress))
 		}
 		if r.Domain != "" && !domainRE.MatchString(r.Domain) {
 			return fe(key+".domain", "invalid domain %q (e.g. corp.example)", r.Domain)
@@ -196,62 +238,6 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// ParseRelayPrefix parses a relay address: a prefix, or a single address
-// taken as /32 or /128. The prefix is masked; IPv4-mapped forms are unmapped.
-func ParseRelayPrefix(s string) (netip.Prefix, error) {
-	if p, err := netip.ParsePrefix(s); err == nil && p.Addr().Zone() == "" {
-		if p.Addr().Is4In6() && p.Bits() >= 96 {
-			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
-		}
-		return p.Masked(), nil
-	}
-	if a, err := netip.ParseAddr(s); err == nil && a.Zone() == "" {
-		a = a.Unmap()
-		return netip.PrefixFrom(a, a.BitLen()), nil
-	}
-	return netip.Prefix{}, fmt.Errorf("invalid CIDR %q (e.g. 10.10.0.25/32 or 2001:db8::25/128)", s)
-}
-
-// RelayPrefixes returns the parsed relay prefixes, in order. Call after Validate.
-func (c *Config) RelayPrefixes() []netip.Prefix {
-	out := make([]netip.Prefix, 0, len(c.Relays))
-	for _, r := range c.Relays {
-		if p, err := ParseRelayPrefix(r.Address); err == nil {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-// BridgePrefixes returns the parsed bridge addresses. Call after Validate.
-func (i *Interfaces) BridgePrefixes() []netip.Prefix { return parsePrefixes(i.BridgeAddresses) }
-
-// Gateways returns the parsed bridge gateways. Call after Validate.
-func (i *Interfaces) Gateways() []netip.Addr { return parseAddrs(i.BridgeGateways) }
-
-// LANGateways returns the parsed inside gateways. Call after Validate.
-func (i *Interfaces) LANGateways() []netip.Addr { return parseAddrs(i.InsideGateways) }
-
-func parsePrefixes(ss []string) []netip.Prefix {
-	var out []netip.Prefix
-	for _, s := range ss {
-		if p, err := netip.ParsePrefix(s); err == nil {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-func parseAddrs(ss []string) []netip.Addr {
-	var out []netip.Addr
-	for _, s := range ss {
-		if a, err := netip.ParseAddr(s); err == nil {
-			out = append(out, a)
-		}
-	}
-	return out
-}
-
 func parseMAC(s string) ([6]byte, error) {
 	var m [6]byte
 	parts := strings.Split(s, ":")
@@ -329,8 +315,8 @@ func (c *Config) validateInspect() error {
 	}
 	for i, l := range in.Labels {
 		key := fmt.Sprintf("inspect.labels[%d]", i)
-		if _, err := netip.ParsePrefix(l.Prefix); err != nil {
-			return &FieldError{Key: key + ".prefix", Msg: fmt.Sprintf("invalid prefix %q (e.g. 10.20.0.0/16)", l.Prefix)}
+		if !l.Prefix.IsValid() || l.Prefix.IsSingle() {
+			return badValue(key+".prefix", l.Prefix.String())
 		}
 		if strings.TrimSpace(l.Label) == "" || len(l.Label) > 100 || strings.ContainsAny(l.Label, "\r\n") {
 			return &FieldError{Key: key + ".label", Msg: "must be one non-empty line of at most 100 characters"}
@@ -341,9 +327,9 @@ func (c *Config) validateInspect() error {
 
 func (c *Config) validateReputation() error {
 	r := c.Reputation
-	for i, s := range r.Addresses {
-		if a, err := netip.ParseAddr(s); err != nil || a.Zone() != "" {
-			return &FieldError{Key: fmt.Sprintf("reputation.addresses[%d]", i), Msg: fmt.Sprintf("invalid address %q (e.g. 198.51.100.25)", s)}
+	for i, a := range r.Addresses {
+		if !a.IsValid() || a.Zone() != "" {
+			return badValue(fmt.Sprintf("reputation.addresses[%d]", i), addrText(a))
 		}
 	}
 	for i, z := range r.Zones {
@@ -351,9 +337,9 @@ func (c *Config) validateReputation() error {
 			return &FieldError{Key: fmt.Sprintf("reputation.zones[%d]", i), Msg: fmt.Sprintf("invalid zone %q (e.g. zen.spamhaus.org)", z)}
 		}
 	}
-	for i, s := range r.Resolvers {
-		if ap, err := netip.ParseAddrPort(s); err != nil || ap.Port() == 0 {
-			return &FieldError{Key: fmt.Sprintf("reputation.resolvers[%d]", i), Msg: fmt.Sprintf("invalid resolver %q (want ip:port, e.g. 10.0.0.53:53)", s)}
+	for i, ap := range r.Resolvers {
+		if !ap.IsValid() || ap.Port() == 0 {
+			return badValue(fmt.Sprintf("reputation.resolvers[%d]", i), addrPortText(ap))
 		}
 	}
 	if r.Interval.D() < time.Minute {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"encoding"
 	"errors"
 	"fmt"
 	"reflect"
@@ -63,6 +64,9 @@ func checkKnown(n *yaml.Node, t reflect.Type, prefix string, line int) error {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
+	if isText(t) {
+		return checkText(n, t, prefix, line)
+	}
 	switch n.Kind {
 	case yaml.MappingNode:
 		if t.Kind() != reflect.Struct {
@@ -104,6 +108,36 @@ func checkKnown(n *yaml.Node, t reflect.Type, prefix string, line int) error {
 	}
 	if err := n.Decode(reflect.New(t).Interface()); err != nil {
 		return &FieldError{Key: prefix, Line: line, Msg: decodeMsg(err)}
+	}
+	return nil
+}
+
+var (
+	textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
+	yamlUnmarshaler = reflect.TypeFor[yaml.Unmarshaler]()
+)
+
+// isText reports whether t is a value written as one string (netip.Addr,
+// netip.Prefix, Prefix) that yaml decodes through UnmarshalText: a mapping
+// would otherwise decode into its (unexported) fields without an error.
+func isText(t reflect.Type) bool {
+	pt := reflect.PointerTo(t)
+	return pt.Implements(textUnmarshaler) && !pt.Implements(yamlUnmarshaler)
+}
+
+// checkText checks a value of a type that isText: a scalar that parses.
+// The message for a bad value is Validate's for the same key (valueMsgs),
+// so that "invalid address" reads the same whoever finds it.
+func checkText(n *yaml.Node, t reflect.Type, key string, line int) error {
+	if n.Kind == yaml.MappingNode || n.Kind == yaml.SequenceNode {
+		return &FieldError{Key: key, Line: line, Msg: fmt.Sprintf("cannot unmarshal %s into %s", n.ShortTag(), t)}
+	}
+	if err := n.Decode(reflect.New(t).Interface()); err != nil {
+		msg, ok := valueMsg(key, n.Value)
+		if !ok {
+			msg = decodeMsg(err)
+		}
+		return &FieldError{Key: key, Line: line, Msg: msg}
 	}
 	return nil
 }

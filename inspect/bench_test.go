@@ -58,7 +58,7 @@ func BenchmarkDecode(b *testing.B) {
 		bytes += int64(len(f.data))
 	}
 	cfg := testConfig(config.Monitor)
-	cfg.Relays = []config.Relay{{Name: "relays", Address: "10.10.0.0/16"}}
+	cfg.Relays = []config.Relay{{Name: "relays", Address: config.MustParsePrefix("10.10.0.0/16")}}
 	b.SetBytes(bytes)
 	b.ResetTimer()
 	start := time.Now()

@@ -213,8 +213,8 @@ func (in *Inspector) SetConfig(c *config.Config) {
 		s.ports[25] = true
 	}
 	for _, l := range c.Inspect.Labels {
-		if pfx, err := config.ParseRelayPrefix(l.Prefix); err == nil {
-			s.labels = append(s.labels, label{pfx.Masked(), l.Label})
+		if l.Prefix.IsValid() {
+			s.labels = append(s.labels, label{l.Prefix.Net(), l.Label})
 		}
 	}
 	in.cfg.Store(s)

@@ -32,11 +32,11 @@ const (
 func testConfig(mode config.Mode) *config.Config {
 	c := config.Default()
 	c.Mode = mode
-	c.Relays = []config.Relay{{Name: "mail-relay", Address: "10.10.0.25/32"}, {Name: "relay6", Address: "2001:db8:10::25/128"}}
+	c.Relays = []config.Relay{{Name: "mail-relay", Address: config.MustParsePrefix("10.10.0.25/32")}, {Name: "relay6", Address: config.MustParsePrefix("2001:db8:10::25/128")}}
 	c.Ports = []int{25}
 	off := false
 	c.Inspect.ReverseDNS = &off
-	c.Inspect.Labels = []config.Label{{Prefix: "10.20.0.0/16", Label: "Koror office"}, {Prefix: "10.20.0.0/24", Label: "Koror 1st floor"}}
+	c.Inspect.Labels = []config.Label{{Prefix: config.MustParsePrefix("10.20.0.0/16"), Label: "Koror office"}, {Prefix: config.MustParsePrefix("10.20.0.0/24"), Label: "Koror 1st floor"}}
 	return c
 }
 
@@ -404,7 +404,7 @@ func TestIdleSweep(t *testing.T) {
 func TestLiveConfigChange(t *testing.T) {
 	r := newRig(t, config.Monitor, false)
 	c := testConfig(config.Monitor)
-	c.Relays = append(c.Relays, config.Relay{Name: "new", Address: pc + "/32"})
+	c.Relays = append(c.Relays, config.Relay{Name: "new", Address: config.MustParsePrefix(pc + "/32")})
 	r.in.SetConfig(c)
 	r.replay(t, sessionFrames(t, "40070", 1).frames)
 	if got := r.wouldBlock(); len(got) != 0 {

@@ -28,7 +28,7 @@ func bigPolicy(n int, rng *rand.Rand) (*Policy, []config.Relay) {
 				addr = fmt.Sprintf("2001:db8:%x::/48", rng.IntN(65536))
 			}
 		}
-		c.Relays = append(c.Relays, config.Relay{Name: fmt.Sprintf("r%d", i), Address: addr})
+		c.Relays = append(c.Relays, config.Relay{Name: fmt.Sprintf("r%d", i), Address: config.MustParsePrefix(addr)})
 	}
 	return New(c), c.Relays
 }
@@ -56,7 +56,7 @@ func TestLookupMatchesLinearScan(t *testing.T) {
 	linear := func(a netip.Addr) (string, bool) {
 		best, bits := "", -1
 		for _, r := range relays {
-			pfx, _ := config.ParseRelayPrefix(r.Address)
+			pfx := r.Address.Net()
 			if pfx.Contains(a) && pfx.Bits() > bits {
 				best, bits = r.Name, pfx.Bits()
 			}

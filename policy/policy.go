@@ -31,11 +31,10 @@ type Policy struct {
 func New(c *config.Config) *Policy {
 	p := &Policy{RejectText: c.RejectText}
 	for _, r := range c.Relays {
-		pfx, err := config.ParseRelayPrefix(r.Address)
-		if err != nil {
+		if !r.Address.IsValid() {
 			continue // Validate has rejected it already
 		}
-		p.relays = append(p.relays, Relay{Name: r.Name, Prefix: pfx})
+		p.relays = append(p.relays, Relay{Name: r.Name, Prefix: r.Address.Net()})
 	}
 	sort.SliceStable(p.relays, func(i, j int) bool { return p.relays[i].Prefix.Bits() > p.relays[j].Prefix.Bits() })
 	p.byPrefix = make(map[netip.Prefix]Relay, len(p.relays))

@@ -16,14 +16,14 @@ var netipOpts = cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{})
 // relays is deliberately not sorted by prefix length, and mixes families,
 // bare addresses and an IPv4-mapped entry.
 var relays = []config.Relay{
-	{Name: "wide", Address: "10.0.0.0/8"},
-	{Name: "host", Address: "10.10.0.25"},
-	{Name: "v6net", Address: "2001:db8::/32"},
-	{Name: "narrow", Address: "10.10.0.0/16"},
-	{Name: "v6host", Address: "2001:db8::25/128"},
-	{Name: "v6sub", Address: "2001:db8:1::/48"},
-	{Name: "mapped", Address: "::ffff:192.0.2.1"},
-	{Name: "unmasked", Address: "198.51.100.77/24"},
+	{Name: "wide", Address: config.MustParsePrefix("10.0.0.0/8")},
+	{Name: "host", Address: config.MustParsePrefix("10.10.0.25")},
+	{Name: "v6net", Address: config.MustParsePrefix("2001:db8::/32")},
+	{Name: "narrow", Address: config.MustParsePrefix("10.10.0.0/16")},
+	{Name: "v6host", Address: config.MustParsePrefix("2001:db8::25/128")},
+	{Name: "v6sub", Address: config.MustParsePrefix("2001:db8:1::/48")},
+	{Name: "mapped", Address: config.MustParsePrefix("::ffff:192.0.2.1")},
+	{Name: "unmasked", Address: config.MustParsePrefix("198.51.100.77/24")},
 }
 
 func reversed(rs []config.Relay) []config.Relay {
@@ -102,13 +102,13 @@ func TestRelayFamilies(t *testing.T) {
 		addr   string
 		want   bool
 	}{
-		{"v4 default route holds v4", []config.Relay{{Name: "all4", Address: "0.0.0.0/0"}}, "203.0.113.9", true},
-		{"v4 default route holds mapped v4", []config.Relay{{Name: "all4", Address: "0.0.0.0/0"}}, "::ffff:203.0.113.9", true},
-		{"v4 default route does not hold v6", []config.Relay{{Name: "all4", Address: "0.0.0.0/0"}}, "2001:db8::1", false},
-		{"v6 default route holds v6", []config.Relay{{Name: "all6", Address: "::/0"}}, "2001:db8::1", true},
-		{"v6 default route does not hold v4", []config.Relay{{Name: "all6", Address: "::/0"}}, "203.0.113.9", false},
-		{"v6 default route does not hold mapped v4", []config.Relay{{Name: "all6", Address: "::/0"}}, "::ffff:203.0.113.9", false},
-		{"mapped prefix holds plain v4", []config.Relay{{Name: "m", Address: "::ffff:203.0.113.0/120"}}, "203.0.113.9", true},
+		{"v4 default route holds v4", []config.Relay{{Name: "all4", Address: config.MustParsePrefix("0.0.0.0/0")}}, "203.0.113.9", true},
+		{"v4 default route holds mapped v4", []config.Relay{{Name: "all4", Address: config.MustParsePrefix("0.0.0.0/0")}}, "::ffff:203.0.113.9", true},
+		{"v4 default route does not hold v6", []config.Relay{{Name: "all4", Address: config.MustParsePrefix("0.0.0.0/0")}}, "2001:db8::1", false},
+		{"v6 default route holds v6", []config.Relay{{Name: "all6", Address: config.MustParsePrefix("::/0")}}, "2001:db8::1", true},
+		{"v6 default route does not hold v4", []config.Relay{{Name: "all6", Address: config.MustParsePrefix("::/0")}}, "203.0.113.9", false},
+		{"v6 default route does not hold mapped v4", []config.Relay{{Name: "all6", Address: config.MustParsePrefix("::/0")}}, "::ffff:203.0.113.9", false},
+		{"mapped prefix holds plain v4", []config.Relay{{Name: "m", Address: config.MustParsePrefix("::ffff:203.0.113.0/120")}}, "203.0.113.9", true},
 		{"empty list", nil, "10.0.0.1", false},
 	}
 	for _, tt := range tests {
@@ -126,11 +126,11 @@ func TestRelayTies(t *testing.T) {
 	// Two relays with the same prefix: the first in the configuration wins,
 	// whatever the lengths of the prefixes around them.
 	p := New(&config.Config{Relays: []config.Relay{
-		{Name: "a-wide", Address: "10.0.0.0/8"},
-		{Name: "first", Address: "10.10.0.0/16"},
-		{Name: "b-wide", Address: "10.0.0.0/8"},
-		{Name: "second", Address: "10.10.0.0/16"},
-		{Name: "host", Address: "10.20.0.1/32"},
+		{Name: "a-wide", Address: config.MustParsePrefix("10.0.0.0/8")},
+		{Name: "first", Address: config.MustParsePrefix("10.10.0.0/16")},
+		{Name: "b-wide", Address: config.MustParsePrefix("10.0.0.0/8")},
+		{Name: "second", Address: config.MustParsePrefix("10.10.0.0/16")},
+		{Name: "host", Address: config.MustParsePrefix("10.20.0.1/32")},
 	}})
 	tests := []struct {
 		addr string
@@ -177,13 +177,11 @@ func TestRelays(t *testing.T) {
 }
 
 func TestNewSkipsInvalid(t *testing.T) {
-	// New expects a validated configuration; an invalid entry must not
-	// become a relay (and certainly not 0.0.0.0/0 or ::/0).
+	// New expects a validated configuration; a relay without an address
+	// must not become a relay (and certainly not 0.0.0.0/0 or ::/0).
 	p := New(&config.Config{Relays: []config.Relay{
-		{Name: "bad", Address: "10.0.0.300"},
-		{Name: "empty", Address: ""},
-		{Name: "zoned", Address: "fe80::1%eth0"},
-		{Name: "good", Address: "10.10.0.25/32"},
+		{Name: "unset"},
+		{Name: "good", Address: config.MustParsePrefix("10.10.0.25/32")},
 	}})
 	want := []Relay{{Name: "good", Prefix: mustPrefix("10.10.0.25/32")}}
 	if diff := cmp.Diff(want, p.Relays(), netipOpts); diff != "" {

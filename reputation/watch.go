@@ -176,16 +176,15 @@ func (w *Watcher) RunOnce(ctx context.Context) Snapshot {
 
 	res := w.o.Resolver
 	if res == nil && len(cfg.Reputation.Addresses) > 0 {
-		c, err := NewDNSClient(cfg.Reputation.Resolvers, 5*time.Second)
+		c, err := NewDNSClient(resolvers(cfg.Reputation.Resolvers), 5*time.Second)
 		if err != nil {
 			w.log.Error("blocklist checks", "err", err)
 		} else {
 			res = c
 		}
 	}
-	for _, s := range cfg.Reputation.Addresses {
-		addr, err := netip.ParseAddr(s)
-		if err != nil || res == nil {
+	for _, addr := range cfg.Reputation.Addresses {
+		if res == nil {
 			continue
 		}
 		for _, z := range cfg.Reputation.Zones {
@@ -198,16 +197,13 @@ func (w *Watcher) RunOnce(ctx context.Context) Snapshot {
 
 	spfRes := w.o.SPFResolver
 	if spfRes == nil {
-		spfRes = NewNetResolver(cfg.Reputation.Resolvers, 5*time.Second)
+		spfRes = NewNetResolver(resolvers(cfg.Reputation.Resolvers), 5*time.Second)
 	}
 	for _, r := range cfg.Relays {
-		if r.PublicAddress == "" || r.Domain == "" {
+		if !r.PublicAddress.IsValid() || r.Domain == "" {
 			continue
 		}
-		addr, err := netip.ParseAddr(r.PublicAddress)
-		if err != nil {
-			continue
-		}
+		addr := r.PublicAddress
 		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		snap.SPF = append(snap.SPF, CheckSPF(cctx, spfRes, r.Name, r.Domain, addr, now))
 		cancel()
@@ -215,8 +211,8 @@ func (w *Watcher) RunOnce(ctx context.Context) Snapshot {
 
 	if w.o.RelayDialer != nil {
 		for _, r := range cfg.Relays {
-			p, err := config.ParseRelayPrefix(r.Address)
-			if err != nil || !p.IsSingleIP() {
+			p := r.Address.Net()
+			if !p.IsValid() || !p.IsSingleIP() {
 				continue // a prefix has no one host to test
 			}
 			cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
@@ -411,4 +407,13 @@ func (w *Watcher) evidence(ctx context.Context, t time.Time) string {
 		parts = append(parts, "relayed sessions by relay: "+strings.Join(rs, ", "))
 	}
 	return strings.Join(parts, "; ")
+}
+
+// resolvers are the configured resolvers as the dialers take them.
+func resolvers(aps []netip.AddrPort) []string {
+	var out []string
+	for _, ap := range aps {
+		out = append(out, ap.String())
+	}
+	return out
 }

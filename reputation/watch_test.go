@@ -42,8 +42,8 @@ func TestWatcher(t *testing.T) {
 	st.Flush(ctx)
 
 	cfg := config.Default()
-	cfg.Relays = []config.Relay{{Name: "mail-relay", Address: host + "/32", PublicAddress: "198.51.100.25", Domain: "corp.example"}}
-	cfg.Reputation.Addresses = []string{"198.51.100.25", "198.51.100.26"}
+	cfg.Relays = []config.Relay{{Name: "mail-relay", Address: config.MustParsePrefix(host + "/32"), PublicAddress: netip.MustParseAddr("198.51.100.25"), Domain: "corp.example"}}
+	cfg.Reputation.Addresses = []netip.Addr{netip.MustParseAddr("198.51.100.25"), netip.MustParseAddr("198.51.100.26")}
 	cfg.Reputation.Zones = []string{"zen.spamhaus.org"}
 	w := NewWatcher(Options{
 		Logger: slog.New(slog.DiscardHandler), Recorder: st, Events: st, History: st,
@@ -123,7 +123,7 @@ func TestAPI(t *testing.T) {
 	d := startDNS(t)
 	d.set("25.100.51.198.zen.spamhaus.org", "127.0.0.2")
 	cfg := config.Default()
-	cfg.Reputation.Addresses = []string{"198.51.100.25"}
+	cfg.Reputation.Addresses = []netip.Addr{netip.MustParseAddr("198.51.100.25")}
 	cfg.Reputation.Zones = []string{"zen.spamhaus.org"}
 	w := NewWatcher(Options{Logger: slog.New(slog.DiscardHandler),
 		Resolver: &DNSClient{Servers: []string{d.addr}, Timeout: time.Second}}, cfg)

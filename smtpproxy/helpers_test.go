@@ -130,7 +130,7 @@ func testPolicy(t testing.TB, relays ...string) *policy.Policy {
 	c := config.Default()
 	c.RejectText = testReject
 	for i := 0; i+1 < len(relays); i += 2 {
-		c.Relays = append(c.Relays, config.Relay{Name: relays[i], Address: relays[i+1]})
+		c.Relays = append(c.Relays, config.Relay{Name: relays[i], Address: config.MustParsePrefix(relays[i+1])})
 	}
 	return policy.New(c)
 }

@@ -117,7 +117,7 @@ func TestModePreviewAPI(t *testing.T) {
 		t.Errorf("preview hosts %v, days %d, want 10.20.0.50 (2), 10.30.0.80 (1), 10.40.0.9 (1)", got, r.Days)
 	}
 	// Hosts inside a relay's prefix are not listed.
-	h.config.cur.Relays = append(h.config.cur.Relays, config.Relay{Name: "web", Address: "10.30.0.0/24", TLS: "passthrough"})
+	h.config.cur.Relays = append(h.config.cur.Relays, config.Relay{Name: "web", Address: config.MustParsePrefix("10.30.0.0/24"), TLS: "passthrough"})
 	r = decode[modePreviewResponse](t, h.do(t, "GET", "/api/v1/mode-preview", bearer, ""))
 	if len(r.Hosts) != 2 || r.Hosts[0].Addr.String() != "10.20.0.50" || r.Hosts[1].Addr.String() != "10.40.0.9" {
 		t.Errorf("preview with 10.30.0.0/24 a relay = %+v, want 10.20.0.50 and 10.40.0.9", r.Hosts)
@@ -314,7 +314,7 @@ func TestPolicyForms(t *testing.T) {
 			}
 		})
 	}
-	if diff := cmp.Diff(orig, h.config.Current(), cmpopts.EquateEmpty()); diff != "" {
+	if diff := cmp.Diff(orig, h.config.Current(), cmpopts.EquateEmpty(), cmpopts.EquateComparable(netip.Addr{})); diff != "" {
 		t.Errorf("config changed by invalid forms (-want +got):\n%s", diff)
 	}
 
@@ -326,7 +326,7 @@ func TestPolicyForms(t *testing.T) {
 		action string
 	}{
 		{"/policy/relays/add", url.Values{"name": {"crm"}, "address": {"2001:db8:10::26"}}, func(c *config.Config) bool {
-			return len(c.Relays) == 2 && c.Relays[1].Address == "2001:db8:10::26" && c.Relays[1].TLS == "passthrough"
+			return len(c.Relays) == 2 && c.Relays[1].Address.String() == "2001:db8:10::26" && c.Relays[1].TLS == "passthrough"
 		}, "relay.add"},
 		{"/policy/relays/update", url.Values{"orig": {"crm"}, "name": {"crm-relay"}, "address": {"2001:db8:10::26/128"}, "tls": {"inspect"}}, func(c *config.Config) bool {
 			return c.Relays[1].Name == "crm-relay" && c.Relays[1].TLS == "inspect"

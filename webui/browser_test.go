@@ -173,7 +173,7 @@ func TestBrowser(t *testing.T) {
 		chromedp.Click(CSS(`#add-relay-button`)),
 		chromedp.WaitVisible(CSS(`.alert.ok`)),
 	)
-	if rs := e.h.config.Current().Relays; len(rs) != 2 || rs[1].Name != "crm-relay" || rs[1].Address != "10.10.0.26/32" {
+	if rs := e.h.config.Current().Relays; len(rs) != 2 || rs[1].Name != "crm-relay" || rs[1].Address.String() != "10.10.0.26/32" {
 		t.Errorf("relays after add = %+v", rs)
 	}
 	e.shot("04-policy")

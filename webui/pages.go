@@ -296,11 +296,15 @@ type policyData struct {
 	// "limits.relay_sessions", "reject_text") to its message.
 	Errors map[string]string
 	// New holds the add-relay form's values.
-	New    config.Relay
+	New    relayForm
 	Limits limitsForm
 	// Edit holds the posted values of a failed relay edit, by index.
-	Edit map[int]config.Relay
+	Edit map[int]relayForm
 }
+
+// relayForm is the relay form as text fields, so that a bad address is
+// shown back as typed.
+type relayForm struct{ Name, Address, TLS string }
 
 // limitsForm is the limits form as text fields.
 type limitsForm struct {
@@ -346,8 +350,8 @@ func mapKeys[M ~map[K]V, K comparable, V any](m M) func(func(K) bool) {
 }
 
 func (s *server) newPolicy(cfg *config.Config) *policyData {
-	return &policyData{Config: cfg, Errors: map[string]string{}, New: config.Relay{TLS: config.TLSPassthrough},
-		Limits: limitsFormOf(cfg), Edit: map[int]config.Relay{}}
+	return &policyData{Config: cfg, Errors: map[string]string{}, New: relayForm{TLS: config.TLSPassthrough},
+		Limits: limitsFormOf(cfg), Edit: map[int]relayForm{}}
 }
 
 func (s *server) pagePolicy(c *gin.Context) {
@@ -376,6 +380,13 @@ func (s *server) applyForm(c *gin.Context, p *pageData, pd *policyData, cfg *con
 	if err == nil {
 		return true
 	}
+	s.formError(c, p, pd, err, fieldKey)
+	return false
+}
+
+// formError renders the policy page with err: 400 for a *config.FieldError
+// (on its form field, through fieldKey), else 500.
+func (s *server) formError(c *gin.Context, p *pageData, pd *policyData, err error, fieldKey func(string) string) {
 	var fe *config.FieldError
 	if errors.As(err, &fe) {
 		if k := fieldKey(fe.Key); k != "" {
@@ -386,13 +397,12 @@ func (s *server) applyForm(c *gin.Context, p *pageData, pd *policyData, cfg *con
 		}
 		p.Data = pd
 		s.render(c, http.StatusBadRequest, "policy.html", p)
-		return false
+		return
 	}
 	s.log.Error("apply config", "err", err, "actor", c.GetString(actorKey))
 	p.Error = fmt.Sprintf("%v (the previous configuration stays in force)", err)
 	p.Data = pd
 	s.render(c, http.StatusInternalServerError, "policy.html", p)
-	return false
 }
 
 // relayField maps "relays[3].address" to "relays.<form>.address".
@@ -420,13 +430,22 @@ func (s *server) editableConfig(c *gin.Context) (*config.Config, bool) {
 	return cfg, true
 }
 
-func relayFromForm(c *gin.Context) config.Relay {
-	r := config.Relay{Name: strings.TrimSpace(c.PostForm("name")), Address: strings.TrimSpace(c.PostForm("address")),
+// relayFromForm reads the relay form for the relay at index; an address
+// that does not parse is a FieldError for relays[index].address.
+func relayFromForm(c *gin.Context, index int) (relayForm, config.Relay, error) {
+	f := relayForm{Name: strings.TrimSpace(c.PostForm("name")), Address: strings.TrimSpace(c.PostForm("address")),
 		TLS: c.PostForm("tls")}
-	if r.TLS == "" {
-		r.TLS = config.TLSPassthrough
+	if f.TLS == "" {
+		f.TLS = config.TLSPassthrough
 	}
-	return r
+	r := config.Relay{Name: f.Name, TLS: f.TLS}
+	var err error
+	if f.Address != "" {
+		if r.Address, err = config.ParsePrefix(f.Address); err != nil {
+			err = &config.FieldError{Key: fmt.Sprintf("relays[%d].address", index), Msg: err.Error()}
+		}
+	}
+	return f, r, err
 }
 
 // postRelayAdd adds a relay.
@@ -437,9 +456,13 @@ func (s *server) postRelayAdd(c *gin.Context) {
 	}
 	p := s.newPage(c, "policy.html", "policy")
 	pd := s.newPolicy(s.config.Current())
-	r := relayFromForm(c)
-	pd.New = r
+	f, r, err := relayFromForm(c, len(cfg.Relays))
+	pd.New = f
 	cfg.Relays = append(cfg.Relays, r)
+	if err != nil {
+		s.formError(c, p, pd, err, relayField(len(cfg.Relays)-1, "new"))
+		return
+	}
 	if !s.applyForm(c, p, pd, cfg, relayField(len(cfg.Relays)-1, "new")) {
 		return
 	}
@@ -476,9 +499,14 @@ func (s *server) postRelayUpdate(c *gin.Context) {
 	}
 	p := s.newPage(c, "policy.html", "policy")
 	pd := s.newPolicy(s.config.Current())
-	old, r := cfg.Relays[i], relayFromForm(c)
+	old := cfg.Relays[i]
+	f, r, err := relayFromForm(c, i)
 	cfg.Relays[i] = r
-	pd.Edit[i] = r
+	pd.Edit[i] = f
+	if err != nil {
+		s.formError(c, p, pd, err, relayField(i, strconv.Itoa(i)))
+		return
+	}
 	if !s.applyForm(c, p, pd, cfg, relayField(i, strconv.Itoa(i))) {
 		return
 	}

@@ -36,7 +36,7 @@ func TestDashboardFromStore(t *testing.T) {
 	defer st.Close()
 	cfg := config.Default()
 	cfg.DataDir = dir
-	cfg.Relays = []config.Relay{{Name: "mail-relay", Address: "10.10.0.0/16"}, {Name: "relay-narrow", Address: "10.10.0.25/32"}}
+	cfg.Relays = []config.Relay{{Name: "mail-relay", Address: config.MustParsePrefix("10.10.0.0/16")}, {Name: "relay-narrow", Address: config.MustParsePrefix("10.10.0.25/32")}}
 	ws := webStore{st}
 	deps := webui.Deps{Events: storeEvents{st}, Tokens: st, Config: &testConfig{cfg}, Status: modeStatus{config.Enforce},
 		Admins: ws, Audit: ws, TokenAdmin: ws, Series: ws, Inventory: ws}
