@@ -575,7 +575,9 @@ func TestValidate(t *testing.T) {
 		{"zoned public address", func(c *Config) { c.Relays[0].PublicAddress = netip.MustParseAddr("fe80::25%br0") }, "relays[0].public_address"},
 		{"single-address label", func(c *Config) { c.Inspect.Labels = []Label{{Prefix: MustParsePrefix("10.20.0.1"), Label: "x"}} }, "inspect.labels[0].prefix"},
 		{"zoned reputation address", func(c *Config) { c.Reputation.Addresses = addrs("fe80::25%br0") }, "reputation.addresses[0]"},
-		{"resolver without port", func(c *Config) { c.Reputation.Resolvers = []netip.AddrPort{netip.AddrPortFrom(netip.MustParseAddr("10.0.0.53"), 0)} }, "reputation.resolvers[0]"},
+		{"resolver without port", func(c *Config) {
+			c.Reputation.Resolvers = []netip.AddrPort{netip.AddrPortFrom(netip.MustParseAddr("10.0.0.53"), 0)}
+		}, "reputation.resolvers[0]"},
 		{"zoned gateway", func(c *Config) { c.Interfaces.BridgeGateways = addrs("fe80::1%br0") }, "interfaces.bridge_gateways[0]"},
 		{"nil relays in monitor", func(c *Config) { c.Mode = Monitor; c.Relays = nil }, ""},
 		{"nil relays in enforce", func(c *Config) { c.Relays = nil }, "relays"},
