@@ -367,6 +367,17 @@ func TestParseErrors(t *testing.T) {
 		{name: "nested duplicate key", in: head + "  inside: eth3\n", key: "interfaces", line: 2, msg: "already defined"},
 		{name: "top-level duplicate key", in: head + "mode: enforce\n", line: 6, msg: `"mode" already defined`},
 
+		// Typed values (addresses and prefixes) word a bad value as Validate does.
+		{name: "bad label prefix wording", in: head + "inspect:\n  labels:\n    - {prefix: 10.20.0.0/33, label: x}\n", key: "inspect.labels[0].prefix", line: 8, msg: `invalid prefix "10.20.0.0/33" (e.g. 10.20.0.0/16)`},
+		{name: "single address as label", in: head + "inspect:\n  labels:\n    - {prefix: 10.20.0.1, label: x}\n", key: "inspect.labels[0].prefix", line: 8, msg: `invalid prefix "10.20.0.1"`},
+		{name: "zoned gateway", in: head + "  bridge_gateways: [\"fe80::1%br0\"]\n", key: "interfaces.bridge_gateways[0]", line: 6, msg: `invalid address "fe80::1%br0" (e.g. 10.0.255.1)`},
+		{name: "zoned public address", in: enforceHead + "    public_address: \"fe80::1%eth0\"\n", key: "relays[0].public_address", line: 9, msg: `invalid address "fe80::1%eth0" (e.g. 198.51.100.25)`},
+		{name: "public address a mapping", in: enforceHead + "    public_address: {a: 1}\n", key: "relays[0].public_address", line: 9, msg: "cannot unmarshal !!map"},
+		{name: "relay address a list", in: enforceHead + "  - name: b\n    address: [10.0.0.1]\n", key: "relays[1].address", line: 10, msg: "cannot unmarshal !!seq"},
+		{name: "relay address wording", in: enforceHead + "  - name: b\n    address: 10.0.0.300\n", key: "relays[1].address", line: 10, msg: `invalid CIDR "10.0.0.300" (e.g. 10.10.0.25/32 or 2001:db8::25/128)`},
+		{name: "resolver port 0", in: head + "reputation:\n  resolvers: [\"10.0.0.53:0\"]\n", key: "reputation.resolvers[0]", line: 7, msg: `invalid resolver "10.0.0.53:0"`},
+		{name: "bridge address wording", in: head + "  bridge_addresses: [10.0.255.3]\n", key: "interfaces.bridge_addresses[0]", line: 6, msg: `invalid address/prefix "10.0.255.3" (e.g. 10.0.255.3/29)`},
+
 		// Mode and relays.
 		{name: "unknown mode", in: "mode: block\n" + head[len("mode: monitor\n"):], key: "mode", line: 1, msg: `"block"`},
 		{name: "mode in wrong case", in: "mode: Enforce\n" + head[len("mode: monitor\n"):], key: "mode", line: 1},

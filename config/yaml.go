@@ -16,25 +16,9 @@ import (
 // keys, sets defaults and validates. Errors are one line and name the key
 // and, where known, the line.
 func Parse(data []byte) (*Config, error) {
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, oneLine(err)
-	}
-	if len(root.Content) == 0 {
-		return nil, errors.New("config is empty")
-	}
-	doc := root.Content[0]
-	if doc.Kind != yaml.MappingNode {
-		return nil, fmt.Errorf("line %d: config must be a mapping of keys", doc.Line)
-	}
-	if err := checkKnown(doc, reflect.TypeOf(Config{}), "", doc.Line); err != nil {
+	c, doc, err := decode(data)
+	if err != nil {
 		return nil, err
-	}
-	var c Config
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
-		return nil, oneLine(err)
 	}
 	c.setDefaults()
 	if err := c.Validate(); err != nil {
@@ -44,7 +28,33 @@ func Parse(data []byte) (*Config, error) {
 		}
 		return nil, err
 	}
-	return &c, nil
+	return c, nil
+}
+
+// decode is Parse without defaults and validation: the configuration as
+// written, and its document node for finding a key's line.
+func decode(data []byte) (*Config, *yaml.Node, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, nil, oneLine(err)
+	}
+	if len(root.Content) == 0 {
+		return nil, nil, errors.New("config is empty")
+	}
+	doc := root.Content[0]
+	if doc.Kind != yaml.MappingNode {
+		return nil, nil, fmt.Errorf("line %d: config must be a mapping of keys", doc.Line)
+	}
+	if err := checkKnown(doc, reflect.TypeOf(Config{}), "", doc.Line); err != nil {
+		return nil, nil, err
+	}
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return nil, nil, oneLine(err)
+	}
+	return &c, doc, nil
 }
 
 var yamlLineRE = regexp.MustCompile(`\s*\n\s*`)
