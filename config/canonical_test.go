@@ -4,6 +4,8 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -83,5 +85,35 @@ func TestCanonicalDefault(t *testing.T) {
 	}
 	if diff := cmp.Diff(Default(), got, netipOpts, cmpopts.EquateEmpty()); diff != "" {
 		t.Errorf("decode(canonical) mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// TestValueMsgsKeys checks that every key in valueMsgs is a key of the
+// schema whose value is typed (decoded through UnmarshalText), so that a
+// renamed key cannot silently lose its wording.
+func TestValueMsgsKeys(t *testing.T) {
+	for key := range valueMsgs {
+		typ := reflect.TypeFor[Config]()
+		for _, part := range strings.Split(key, ".") {
+			for typ.Kind() == reflect.Slice {
+				typ = typ.Elem()
+			}
+			var next reflect.Type
+			for i := 0; i < typ.NumField(); i++ {
+				if name, _, _ := strings.Cut(typ.Field(i).Tag.Get("yaml"), ","); name == part {
+					next = typ.Field(i).Type
+				}
+			}
+			if next == nil {
+				t.Fatalf("valueMsgs key %q: no key %q in %v", key, part, typ)
+			}
+			typ = next
+		}
+		for typ.Kind() == reflect.Slice {
+			typ = typ.Elem()
+		}
+		if !isText(typ) {
+			t.Errorf("valueMsgs key %q is a %v, want a typed value", key, typ)
+		}
 	}
 }
