@@ -19,6 +19,7 @@ import (
 
 	"github.com/relaygate/relaygate/config"
 	"github.com/relaygate/relaygate/event"
+	"github.com/relaygate/relaygate/store"
 )
 
 // applyTimeout bounds one ConfigManager.Apply.
@@ -74,7 +75,7 @@ func (s *server) getEvents(c *gin.Context) {
 
 // parseEventQuery validates the query string of GET /api/v1/events. On
 // failure msg is the one-line reason for the client.
-func parseEventQuery(raw string) (q EventQuery, msg string) {
+func parseEventQuery(raw string) (q store.Query, msg string) {
 	p, msg := queryParams(raw, "kind", "client", "since", "until", "q", "limit")
 	if msg != "" {
 		return q, msg

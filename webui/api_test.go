@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,13 +18,12 @@ import (
 
 	"github.com/relaygate/relaygate/config"
 	"github.com/relaygate/relaygate/event"
+	"github.com/relaygate/relaygate/store"
 )
 
 func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
-
-const bearer = "Bearer " + goodToken
 
 // decodeError returns the "error" of a JSON error answer.
 func decodeError(t *testing.T, w *httptest.ResponseRecorder) string {
@@ -119,10 +119,10 @@ func TestAuthRejected(t *testing.T) {
 				if got := decodeError(t, w); got != tc.want {
 					t.Errorf("error = %q, want %q", got, tc.want)
 				}
-				if h.tokens.n != tc.lookups {
-					t.Errorf("CheckToken called %d times, want %d", h.tokens.n, tc.lookups)
+				if h.store.tokenChecks != tc.lookups {
+					t.Errorf("CheckToken called %d times, want %d", h.store.tokenChecks, tc.lookups)
 				}
-				if n := h.events.calls(); n != 0 {
+				if n := h.store.calls(); n != 0 {
 					t.Errorf("store called %d times, want 0", n)
 				}
 				if n := len(h.config.calls()); n != 0 {
@@ -150,7 +150,7 @@ func TestAuthAccepted(t *testing.T) {
 
 func TestTokenStoreError(t *testing.T) {
 	h := newHarness(t)
-	h.tokens.err = errors.New("database is locked: /var/lib/relaygate/store.db")
+	h.store.tokensErr = errors.New("database is locked: /var/lib/relaygate/store.db")
 	w := h.do(t, "GET", "/api/v1/status", bearer, "")
 	if w.Code != http.StatusInternalServerError {
 		t.Fatalf("GET /api/v1/status = %d, want 500", w.Code)
@@ -222,10 +222,11 @@ func TestStatusEmpty(t *testing.T) {
 
 func TestEvents(t *testing.T) {
 	t0 := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	// Recorded in this order, they get IDs 1, 2, 3.
 	stored := []event.Event{
-		{ID: 1, Time: t0, Kind: event.Blocked, Client: netip.MustParseAddr("::ffff:10.0.0.7"), Server: netip.MustParseAddr("198.51.100.25"), MailFrom: "a@example.com", Code: 554},
-		{ID: 3, Time: t0.Add(2 * time.Second), Kind: event.Relayed, Client: netip.MustParseAddr("10.10.0.25"), Server: netip.MustParseAddr("2001:db8::25"), Rcpt: []string{"b@example.net"}, Code: 250},
-		{ID: 2, Time: t0.Add(2 * time.Second).In(time.FixedZone("X", 7200)), Kind: event.Blocked, Client: netip.MustParseAddr("10.0.0.8"), Server: netip.MustParseAddr("198.51.100.25")},
+		{Time: t0, Kind: event.Blocked, Client: netip.MustParseAddr("::ffff:10.0.0.7"), Server: netip.MustParseAddr("198.51.100.25"), MailFrom: "a@example.com", Code: 554},
+		{Time: t0.Add(2 * time.Second).In(time.FixedZone("X", 7200)), Kind: event.Blocked, Client: netip.MustParseAddr("10.0.0.8"), Server: netip.MustParseAddr("198.51.100.25")},
+		{Time: t0.Add(2 * time.Second), Kind: event.Relayed, Client: netip.MustParseAddr("10.10.0.25"), Server: netip.MustParseAddr("2001:db8::25"), Rcpt: []string{"b@example.net"}, Code: 250},
 	}
 	want := []event.Event{
 		{ID: 3, Time: t0.Add(2 * time.Second), Kind: event.Relayed, Client: netip.MustParseAddr("10.10.0.25"), Server: netip.MustParseAddr("2001:db8::25"), Rcpt: []string{"b@example.net"}, Code: 250},
@@ -235,32 +236,32 @@ func TestEvents(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		query  string
-		want   EventQuery
-		events []event.Event
+		want   store.Query
+		events []event.Event // what the store answers
 	}{
-		{"defaults", "", EventQuery{Limit: DefaultLimit}, want},
-		{"empty values", "?kind=&client=&limit=&since=&until=&q=", EventQuery{Limit: DefaultLimit}, want},
+		{"defaults", "", store.Query{Limit: DefaultLimit}, want},
+		{"empty values", "?kind=&client=&limit=&since=&until=&q=", store.Query{Limit: DefaultLimit}, want},
 		{"all filters", "?kind=would_block&client=::ffff:10.0.0.7&limit=10000&since=2025-03-01T13:00:00%2B01:00&until=2025-03-02T00:00:00.5Z&q=example.com",
-			EventQuery{
+			store.Query{
 				Kind:   event.WouldBlock,
 				Client: netip.MustParseAddr("10.0.0.7"),
 				Since:  t0,
 				Until:  time.Date(2025, 3, 2, 0, 0, 0, 500e6, time.UTC),
 				Text:   "example.com",
 				Limit:  10000,
-			}, want},
-		{"ipv6 client", "?client=2001:db8::7", EventQuery{Client: netip.MustParseAddr("2001:db8::7"), Limit: DefaultLimit}, want},
-		{"limit cuts", "?limit=2", EventQuery{Limit: 2}, want[:2]},
-		{"since equals until", "?since=2025-03-01T12:00:00Z&until=2025-03-01T12:00:00Z", EventQuery{Since: t0, Until: t0, Limit: DefaultLimit}, want},
+			}, []event.Event{}},
+		{"ipv6 client", "?client=2001:db8::7", store.Query{Client: netip.MustParseAddr("2001:db8::7"), Limit: DefaultLimit}, []event.Event{}},
+		{"limit cuts", "?limit=2", store.Query{Limit: 2}, want[:2]},
+		{"since equals until", "?since=2025-03-01T12:00:00Z&until=2025-03-01T12:00:00Z", store.Query{Since: t0, Until: t0, Limit: DefaultLimit}, []event.Event{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t)
-			h.events.events = stored
+			h.store.record(t, stored...)
 			w := h.do(t, "GET", "/api/v1/events"+tc.query, bearer, "")
 			if w.Code != http.StatusOK {
 				t.Fatalf("GET %s = %d %s, want 200", tc.query, w.Code, w.Body)
 			}
-			if diff := cmpDiff([]EventQuery{tc.want}, h.events.queries); diff != "" {
+			if diff := cmpDiff([]store.Query{tc.want}, h.store.queries); diff != "" {
 				t.Errorf("store query (-want +got):\n%s", diff)
 			}
 			got := decode[struct{ Events []event.Event }](t, w)
@@ -315,7 +316,7 @@ func TestEventsBadQuery(t *testing.T) {
 			if got := decodeError(t, w); got != tc.want {
 				t.Errorf("error = %q, want %q", got, tc.want)
 			}
-			if n := h.events.calls(); n != 0 {
+			if n := h.store.calls(); n != 0 {
 				t.Errorf("store called %d times, want 0", n)
 			}
 		})
@@ -326,7 +327,7 @@ func TestEventsStoreError(t *testing.T) {
 	for _, path := range []string{"/api/v1/events", "/api/v1/hosts"} {
 		t.Run(path, func(t *testing.T) {
 			h := newHarness(t)
-			h.events.err = errors.New("sqlite: disk I/O error at /var/lib/relaygate/store.db")
+			h.store.eventsErr = errors.New("sqlite: disk I/O error at /var/lib/relaygate/store.db")
 			w := h.do(t, "GET", path, bearer, "")
 			if w.Code != http.StatusInternalServerError {
 				t.Fatalf("GET %s = %d, want 500", path, w.Code)
@@ -340,18 +341,31 @@ func TestEventsStoreError(t *testing.T) {
 
 func TestHosts(t *testing.T) {
 	t0 := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
-	stored := []Host{
-		{Addr: netip.MustParseAddr("::ffff:10.0.0.7"), Attempts: 12, Blocked: 12, FirstSeen: t0, LastSeen: t0.Add(time.Hour).In(time.FixedZone("X", 3600))},
-		{Addr: netip.MustParseAddr("10.10.0.25"), Attempts: 100, Relayed: 98, Deferred: 2, FirstSeen: t0, LastSeen: t0},
+	// The store aggregates two hosts: 12 blocked attempts of
+	// ::ffff:10.0.0.7 over an hour, 98 relayed and 2 deferred of
+	// 10.10.0.25 at t0.
+	blocked := func(at time.Time) event.Event {
+		return event.Event{Time: at, Kind: event.Blocked, Client: netip.MustParseAddr("::ffff:10.0.0.7"), Code: 554}
 	}
-	want := []Host{
+	stored := [][]event.Event{{blocked(t0), blocked(t0.Add(time.Hour).In(time.FixedZone("X", 3600)))}, nil}
+	for range 10 {
+		stored[0] = append(stored[0], blocked(t0.Add(30*time.Minute)))
+	}
+	for i := range 100 {
+		e := event.Event{Time: t0, Kind: event.Relayed, Client: netip.MustParseAddr("10.10.0.25"), Relay: "mail-relay", Code: 250}
+		if i >= 98 {
+			e.Kind, e.Code = event.Deferred, 451
+		}
+		stored[1] = append(stored[1], e)
+	}
+	want := []store.Host{
 		{Addr: netip.MustParseAddr("10.0.0.7"), Attempts: 12, Blocked: 12, FirstSeen: t0, LastSeen: t0.Add(time.Hour)},
 		{Addr: netip.MustParseAddr("10.10.0.25"), Attempts: 100, Relayed: 98, Deferred: 2, FirstSeen: t0, LastSeen: t0},
 	}
 	for _, tc := range []struct {
 		query string
 		limit int
-		want  []Host
+		want  []store.Host
 	}{
 		{"", DefaultLimit, want},
 		{"?limit=", DefaultLimit, want},
@@ -360,20 +374,20 @@ func TestHosts(t *testing.T) {
 	} {
 		t.Run(tc.query, func(t *testing.T) {
 			h := newHarness(t)
-			h.events.hosts = stored
+			h.store.record(t, slices.Concat(stored...)...)
 			w := h.do(t, "GET", "/api/v1/hosts"+tc.query, bearer, "")
 			if w.Code != http.StatusOK {
 				t.Fatalf("GET /api/v1/hosts%s = %d %s, want 200", tc.query, w.Code, w.Body)
 			}
 			// Every host is read and merged with the inventory; the
 			// answer is cut to the limit.
-			if diff := cmpDiff([]int{MaxLimit}, h.events.hostLimits); diff != "" {
+			if diff := cmpDiff([]int{MaxLimit}, h.store.hostLimits); diff != "" {
 				t.Errorf("Hosts limit (-want +got):\n%s", diff)
 			}
 			if len(tc.want) > tc.limit {
 				t.Fatalf("test case wants more hosts than its limit")
 			}
-			got := decode[struct{ Hosts []Host }](t, w)
+			got := decode[struct{ Hosts []store.Host }](t, w)
 			if diff := cmpDiff(tc.want, got.Hosts); diff != "" {
 				t.Errorf("hosts (-want +got):\n%s", diff)
 			}
@@ -382,7 +396,7 @@ func TestHosts(t *testing.T) {
 
 	t.Run("json keys", func(t *testing.T) {
 		h := newHarness(t)
-		h.events.hosts = stored[:1]
+		h.store.record(t, stored[0]...)
 		w := h.do(t, "GET", "/api/v1/hosts", bearer, "")
 		var raw struct{ Hosts []map[string]any }
 		json.Unmarshal(w.Body.Bytes(), &raw)
@@ -414,7 +428,7 @@ func TestHostsBadQuery(t *testing.T) {
 			if got := decodeError(t, w); got != tc.want {
 				t.Errorf("error = %q, want %q", got, tc.want)
 			}
-			if n := h.events.calls(); n != 0 {
+			if n := h.store.calls(); n != 0 {
 				t.Errorf("store called %d times, want 0", n)
 			}
 		})

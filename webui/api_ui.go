@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/relaygate/relaygate/config"
+	"github.com/relaygate/relaygate/store"
 )
 
 // getEventsCSV answers GET /api/v1/events.csv with the same parameters as
@@ -102,7 +103,7 @@ func (s *server) getHostPcap(c *gin.Context) {
 	c.Header("Content-Type", "application/vnd.tcpdump.pcap")
 	c.Header("Content-Disposition", `attachment; filename="relaygate-`+strings.ReplaceAll(addr.String(), ":", "_")+`.pcap"`)
 	if err := s.evidence.WritePcap(ctx, c.Writer, addr); err != nil {
-		if errors.Is(err, ErrNotFound) && !c.Writer.Written() {
+		if errors.Is(err, store.ErrNotFound) && !c.Writer.Written() {
 			c.Header("Content-Disposition", "")
 			abortError(c, http.StatusNotFound, fmt.Sprintf("no packet evidence for %s", addr))
 			return
@@ -137,7 +138,7 @@ func (s *server) apiRestore(c *gin.Context) {
 
 // seriesResponse is the answer of GET /api/v1/series.
 type seriesResponse struct {
-	Points []Point `json:"points"`
+	Points []store.Point `json:"points"`
 	// Truncated says that more than maxSeriesPoints matched: Points are
 	// the newest whole minutes, the oldest are left out.
 	Truncated bool `json:"truncated"`
@@ -175,13 +176,13 @@ func (s *server) getSeries(c *gin.Context) {
 	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	pts, truncated, err := s.series.SeriesNewest(ctx, metric, p["key"], since, until, maxSeriesPoints)
+	pts, truncated, err := s.series.SeriesNewest(ctx, store.SeriesQuery{Metric: metric, Key: p["key"], Since: since, Until: until}, maxSeriesPoints)
 	if err != nil {
 		s.internalError(c, "series", fmt.Errorf("SeriesNewest(%s, %q): %w", metric, p["key"], err))
 		return
 	}
 	if pts == nil {
-		pts = []Point{}
+		pts = []store.Point{}
 	}
 	c.JSON(http.StatusOK, seriesResponse{Points: pts, Truncated: truncated})
 }
@@ -274,7 +275,7 @@ func (s *server) getAudit(c *gin.Context) {
 		return
 	}
 	if entries == nil {
-		entries = []AuditEntry{}
+		entries = []store.AuditEntry{}
 	}
 	for i := range entries {
 		entries[i].Time = entries[i].Time.UTC()
@@ -286,13 +287,13 @@ func (s *server) getAudit(c *gin.Context) {
 func (s *server) getTokens(c *gin.Context) {
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	toks, err := s.tokenAdmin.ListTokens(ctx)
+	toks, err := s.tokenAdmin.Tokens(ctx)
 	if err != nil {
 		s.internalError(c, "list tokens", err)
 		return
 	}
 	if toks == nil {
-		toks = []TokenInfo{}
+		toks = []store.TokenInfo{}
 	}
 	c.JSON(http.StatusOK, gin.H{"tokens": toks})
 }
@@ -345,7 +346,7 @@ func (s *server) apiTokenRevoke(c *gin.Context) {
 	ctx, cancel := s.ctx(c)
 	defer cancel()
 	if err := s.tokenAdmin.RevokeToken(ctx, id); err != nil {
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, store.ErrNotFound) {
 			abortError(c, http.StatusNotFound, fmt.Sprintf("no token %d", id))
 			return
 		}

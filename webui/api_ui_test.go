@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -15,25 +16,28 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/relaygate/relaygate/config"
+	"github.com/relaygate/relaygate/store"
 )
 
 // labHarness is a harness with lab data, an evidence store and a system.
 func labHarness(t *testing.T) (*harness, *fakeSystem) {
 	t.Helper()
 	d, h := testDeps(t)
-	fillLab(h, time.Now())
+	fillLab(t, h, time.Now())
 	sys := &fakeSystem{}
 	d.System = sys
 	d.Evidence = &fakeEvidence{addrs: map[netip.Addr]bool{netip.MustParseAddr("10.20.0.50"): true}}
-	d.Inventory = labInventory(time.Now())
+	h.store.addLabInventory(t, time.Now())
+	d.Inventory = h.store
 	h.router = NewRouter(d)
 	return h, sys
 }
 
 func TestInventoryPages(t *testing.T) {
 	d, h := testDeps(t)
-	fillLab(h, time.Now())
-	d.Inventory = labInventory(time.Now())
+	fillLab(t, h, time.Now())
+	h.store.addLabInventory(t, time.Now())
+	d.Inventory = h.store
 	b := h.adminBrowser(t, d)
 	w := b.do("GET", "/hosts?sort=flows", nil, nil)
 	if body := w.Body.String(); w.Code != 200 || !strings.Contains(body, "10.40.0.9") || !strings.Contains(body, "printer-3f.office.example") {
@@ -197,7 +201,7 @@ func TestTokensAPI(t *testing.T) {
 	if created["token"] == "" || created["name"] != "prometheus" {
 		t.Fatalf("created %v", created)
 	}
-	if e := h.audit.last(); e.Action != "token.create" || e.Actor != actorName || e.Detail != "prometheus" {
+	if e := h.auditLast(t); e.Action != "token.create" || e.Actor != actorName || e.Detail != "prometheus" {
 		t.Errorf("audit %+v", e)
 	}
 	// The new token works.
@@ -209,19 +213,20 @@ func TestTokensAPI(t *testing.T) {
 			t.Errorf("POST /api/v1/tokens %q = %d, want 400", body, w.Code)
 		}
 	}
-	if w := h.do(t, "DELETE", "/api/v1/tokens/1", bearer, ""); w.Code != 204 {
-		t.Errorf("DELETE /api/v1/tokens/1 = %d %s", w.Code, w.Body)
+	// Token 1 is the harness's (goodToken), 2 the one created.
+	if w := h.do(t, "DELETE", "/api/v1/tokens/2", bearer, ""); w.Code != 204 {
+		t.Errorf("DELETE /api/v1/tokens/2 = %d %s", w.Code, w.Body)
 	}
 	if w := h.do(t, "GET", "/api/v1/tokens", "Bearer "+created["token"], ""); w.Code != 401 {
 		t.Errorf("revoked token = %d, want 401", w.Code)
 	}
-	if w := h.do(t, "DELETE", "/api/v1/tokens/1", bearer, ""); w.Code != 404 {
+	if w := h.do(t, "DELETE", "/api/v1/tokens/2", bearer, ""); w.Code != 404 {
 		t.Errorf("second DELETE = %d, want 404", w.Code)
 	}
 	if w := h.do(t, "DELETE", "/api/v1/tokens/x", bearer, ""); w.Code != 400 {
 		t.Errorf("DELETE /api/v1/tokens/x = %d, want 400", w.Code)
 	}
-	if got := strings.Join(h.audit.actions(), ","); got != "token.create,token.revoke" {
+	if got := strings.Join(h.auditActions(t), ","); got != "token.create,token.revoke" {
 		t.Errorf("audit actions %s", got)
 	}
 }
@@ -229,10 +234,10 @@ func TestTokensAPI(t *testing.T) {
 func TestAuditAPI(t *testing.T) {
 	h := newHarness(t)
 	for _, a := range []string{"login", "config.update", "logout"} {
-		h.audit.Audit(context.Background(), AuditEntry{Actor: "admin", Action: a, Time: time.Now()})
+		h.store.Audit(context.Background(), store.AuditEntry{Actor: "admin", Action: a, Time: time.Now()})
 	}
 	w := h.do(t, "GET", "/api/v1/audit?limit=2", bearer, "")
-	r := decode[map[string][]AuditEntry](t, w)
+	r := decode[map[string][]store.AuditEntry](t, w)
 	if len(r["entries"]) != 2 || r["entries"][0].Action != "logout" {
 		t.Errorf("GET /api/v1/audit?limit=2 = %s", w.Body)
 	}
@@ -263,7 +268,7 @@ func TestBackupRestoreAPI(t *testing.T) {
 	if w.Code != 200 || h.config.Current().Mode != config.Monitor {
 		t.Errorf("restore = %d %s, mode %s", w.Code, w.Body, h.config.Current().Mode)
 	}
-	if e := h.audit.last(); e.Action != "config.restore" || e.Actor != actorName || e.Remote != remoteIP {
+	if e := h.auditLast(t); e.Action != "config.restore" || e.Actor != actorName || e.Remote != remoteIP {
 		t.Errorf("audit %+v", e)
 	}
 }
@@ -346,7 +351,7 @@ func TestPolicyForms(t *testing.T) {
 		if !s.check(h.config.Current()) {
 			t.Errorf("after POST %s config = %+v", s.target, h.config.Current())
 		}
-		if e := h.audit.last(); e.Action != s.action || e.Actor != adminUser {
+		if e := h.auditLast(t); e.Action != s.action || e.Actor != adminUser {
 			t.Errorf("after POST %s audit %+v, want %s by admin", s.target, e, s.action)
 		}
 		if calls := h.config.calls(); calls[len(calls)-1].Actor != adminUser || calls[len(calls)-1].Remote != "192.0.2.1" {
@@ -403,16 +408,17 @@ func TestSystemForms(t *testing.T) {
 		t.Errorf("token with empty name = %d", w.Code)
 	}
 	w = b.post("/tokens", url.Values{"name": {"ci"}})
-	if w.Code != 200 || !strings.Contains(w.Body.String(), "rg_created1") {
+	if tok := regexp.MustCompile(`rg_[A-Za-z0-9_-]{43}`).FindString(w.Body.String()); w.Code != 200 || tok == "" || tok == goodToken {
 		t.Errorf("create token = %d, token not shown", w.Code)
 	}
-	if w := b.post("/tokens/revoke", url.Values{"id": {"1"}}); w.Code != http.StatusSeeOther {
+	// Token 1 is the harness's (goodToken), 2 the one created.
+	if w := b.post("/tokens/revoke", url.Values{"id": {"2"}}); w.Code != http.StatusSeeOther {
 		t.Errorf("revoke = %d", w.Code)
 	}
-	if w := b.post("/tokens/revoke", url.Values{"id": {"1"}}); w.Code != 404 {
+	if w := b.post("/tokens/revoke", url.Values{"id": {"2"}}); w.Code != 404 {
 		t.Errorf("revoke again = %d, want 404", w.Code)
 	}
-	got := strings.Join(h.audit.actions(), ",")
+	got := strings.Join(h.auditActions(t), ",")
 	if !strings.Contains(got, "config.restore,token.create,token.revoke") {
 		t.Errorf("audit actions %s", got)
 	}
@@ -438,7 +444,7 @@ func TestPasswordChange(t *testing.T) {
 	if w := b.post("/account/password", url.Values{"current": {adminPass}, "password": {newPass}, "password2": {newPass}}); w.Code != http.StatusSeeOther {
 		t.Fatalf("password change = %d %s", w.Code, w.Body)
 	}
-	if e := h.audit.last(); e.Action != "password.change" {
+	if e := h.auditLast(t); e.Action != "password.change" {
 		t.Errorf("audit %+v", e)
 	}
 	// The other session ended; this one continues with a new cookie.

@@ -24,6 +24,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/relaygate/relaygate/config"
+	"github.com/relaygate/relaygate/store"
 )
 
 // Session and login policy, in one place.
@@ -63,7 +64,7 @@ const (
 
 // Gin context keys set by the authentication middleware.
 const (
-	sessionKey = "relaygate.session" // *Session for cookie-authenticated requests
+	sessionKey = "relaygate.session" // *store.Session for cookie-authenticated requests
 )
 
 // throttle counts failures per key and locks a key out after too many.
@@ -258,7 +259,7 @@ func (s *server) checkSetupToken(ctx context.Context, token string) (bool, error
 
 // sessionFromCookie returns the valid session of the request, or nil. An
 // expired session is deleted.
-func (s *server) sessionFromCookie(c *gin.Context) (*Session, error) {
+func (s *server) sessionFromCookie(c *gin.Context) (*store.Session, error) {
 	ck, err := c.Request.Cookie(SessionCookie)
 	if err != nil || ck.Value == "" || len(ck.Value) > 128 {
 		return nil, nil
@@ -266,11 +267,14 @@ func (s *server) sessionFromCookie(c *gin.Context) (*Session, error) {
 	id := sha256Sum(ck.Value)
 	ctx, cancel := context.WithTimeout(c.Request.Context(), s.storeTimeout)
 	defer cancel()
-	se, ok, err := s.admins.Session(ctx, id)
+	se, err := s.admins.Session(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("look up session: %w", err)
 	}
-	if !ok || subtle.ConstantTimeCompare(se.IDHash, id) != 1 {
+	if subtle.ConstantTimeCompare(se.IDHash, id) != 1 {
 		return nil, nil
 	}
 	now := s.now()
@@ -301,7 +305,7 @@ func stateChanging(method string) bool {
 
 // csrfOK checks the request's CSRF token (header or form field) against
 // the session's, and the Origin header when the browser sent one.
-func csrfOK(c *gin.Context, se *Session) bool {
+func csrfOK(c *gin.Context, se *store.Session) bool {
 	tok := c.GetHeader(csrfHeader)
 	if tok == "" {
 		tok = c.PostForm(csrfField)
@@ -311,7 +315,7 @@ func csrfOK(c *gin.Context, se *Session) bool {
 
 // csrfTokenOK checks tok, the CSRF token a request carried, against the
 // session's, and the Origin header when the browser sent one.
-func csrfTokenOK(r *http.Request, se *Session, tok string) bool {
+func csrfTokenOK(r *http.Request, se *store.Session, tok string) bool {
 	if !sameOrigin(r) || tok == "" || se.CSRF == "" {
 		return false
 	}
@@ -437,7 +441,7 @@ func (s *server) audit(c *gin.Context, actor, action, detail string) {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), s.storeTimeout)
 	defer cancel()
-	if err := s.auditLog.Audit(ctx, AuditEntry{Time: s.now(), Actor: actor, Action: action, Detail: detail, Remote: remoteAddr(c)}); err != nil {
+	if err := s.auditLog.Audit(ctx, store.AuditEntry{Time: s.now(), Actor: actor, Action: action, Detail: detail, Remote: remoteAddr(c)}); err != nil {
 		s.log.Error("audit log", "err", err, "action", action)
 	}
 }
@@ -455,7 +459,7 @@ func (s *server) startSession(c *gin.Context, username string) error {
 	now := s.now()
 	ctx, cancel := context.WithTimeout(c.Request.Context(), s.storeTimeout)
 	defer cancel()
-	if err := s.admins.CreateSession(ctx, Session{IDHash: sha256Sum(id), Username: username, CSRF: csrf,
+	if err := s.admins.CreateSession(ctx, store.Session{IDHash: sha256Sum(id), Username: username, CSRF: csrf,
 		Created: now, LastSeen: now, Remote: remoteAddr(c)}); err != nil {
 		return fmt.Errorf("create session: %w", err)
 	}
@@ -534,7 +538,7 @@ func (s *server) postLogin(c *gin.Context) {
 	defer cancel()
 	ok := false
 	if validUsername(username) && len(password) <= maxPasswordLen {
-		hash, found, err := s.admins.PasswordHash(ctx, username)
+		hash, found, err := s.passwordHash(ctx, username)
 		if err != nil {
 			s.pageError(c, http.StatusInternalServerError, "password hash", err)
 			return
@@ -601,7 +605,7 @@ func (s *server) pruneSessions(ctx context.Context) {
 
 // postLogout ends the session.
 func (s *server) postLogout(c *gin.Context) {
-	se := c.MustGet(sessionKey).(*Session)
+	se := c.MustGet(sessionKey).(*store.Session)
 	ctx, cancel := context.WithTimeout(c.Request.Context(), s.storeTimeout)
 	defer cancel()
 	if err := s.admins.DeleteSession(ctx, se.IDHash); err != nil {
@@ -687,7 +691,7 @@ func (s *server) postSetup(c *gin.Context) {
 		return
 	}
 	if err := s.admins.CreateFirstUser(ctx, username, hash); err != nil {
-		if errors.Is(err, ErrExists) {
+		if errors.Is(err, store.ErrExists) {
 			s.renderMessage(c, http.StatusConflict, "err_setup_done")
 			return
 		}
@@ -709,7 +713,7 @@ func (s *server) postSetup(c *gin.Context) {
 // postPassword changes the logged-in administrator's password and ends
 // their other sessions.
 func (s *server) postPassword(c *gin.Context) {
-	se := c.MustGet(sessionKey).(*Session)
+	se := c.MustGet(sessionKey).(*store.Session)
 	p := s.newPage(c, "account.html", "account")
 	errs := map[string]string{}
 	p.Data = gin.H{"Errors": errs, "MinLen": MinPasswordLen}
@@ -718,7 +722,7 @@ func (s *server) postPassword(c *gin.Context) {
 	if s.loginThrottled(c, se.Username, p) {
 		return
 	}
-	hash, found, err := s.admins.PasswordHash(ctx, se.Username)
+	hash, found, err := s.passwordHash(ctx, se.Username)
 	if err != nil {
 		s.pageError(c, http.StatusInternalServerError, "password hash", err)
 		return
@@ -757,4 +761,17 @@ func (s *server) postPassword(c *gin.Context) {
 		return
 	}
 	c.Redirect(http.StatusSeeOther, "/account?done=1")
+}
+
+// passwordHash returns the user's password hash; found is false for an
+// unknown user.
+func (s *server) passwordHash(ctx context.Context, username string) (hash string, found bool, err error) {
+	u, err := s.admins.User(ctx, username)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	return u.PasswordHash, true, nil
 }

@@ -84,7 +84,7 @@ func TestCertificateUpload(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(dir, GeneratedCertFile+".prev")); !bytes.Equal(b, oldCert) {
 		t.Error("previous certificate not kept as .prev")
 	}
-	if e := h.audit.last(); e.Action != "certificate.replace" || !strings.Contains(e.Detail, cs.info().SHA256) {
+	if e := h.auditLast(t); e.Action != "certificate.replace" || !strings.Contains(e.Detail, cs.info().SHA256) {
 		t.Errorf("audit %+v", e)
 	}
 

@@ -68,7 +68,7 @@ type dashboardData struct {
 	// Totals sum the range: relayed (messages), blocked, deferred, and
 	// every outcome as "outcome_<name>", encrypted_sessions.
 	Totals   map[string]int64 `json:"totals"`
-	TopHosts []KeyTotal       `json:"top_hosts"`
+	TopHosts []store.KeyTotal `json:"top_hosts"`
 	// TopSenders are the envelope senders with the most relayed messages
 	// per relay, over the last hour and 24 hours.
 	TopSenders map[string][]RelaySender `json:"top_senders"`
@@ -144,7 +144,7 @@ func (s *server) dashboard(ctx context.Context, minutes int) (*dashboardData, er
 		}
 		return out, total, nil
 	}
-	pts, err := s.series.Series(ctx, MetricRelayMessages, "", start, end.Add(time.Minute))
+	pts, err := s.series.Series(ctx, store.SeriesQuery{Metric: MetricRelayMessages, Since: start, Until: end.Add(time.Minute)})
 	if err != nil {
 		return nil, fmt.Errorf("series %s: %w", MetricRelayMessages, err)
 	}
@@ -188,7 +188,7 @@ func (s *server) dashboard(ctx context.Context, minutes int) (*dashboardData, er
 	}
 	d.TopHosts = top
 	if d.TopHosts == nil {
-		d.TopHosts = []KeyTotal{}
+		d.TopHosts = []store.KeyTotal{}
 	}
 	for _, w := range topSenderWindows {
 		top, err := s.series.TopKeys(ctx, MetricRelaySenderMessages, now.Add(-w.d), topSendersN)
@@ -202,12 +202,12 @@ func (s *server) dashboard(ctx context.Context, minutes int) (*dashboardData, er
 		}
 		d.TopSenders[w.name] = list
 	}
-	alerts, err := s.events.Events(ctx, EventQuery{Kind: event.Alert, Since: start, Limit: 100})
+	alerts, err := s.events.Events(ctx, store.Query{Kind: event.Alert, Since: start, Limit: 100})
 	if err != nil {
 		return nil, fmt.Errorf("alerts: %w", err)
 	}
 	d.Alerts = normalizeEvents(alerts, 100)
-	evs, err := s.events.Events(ctx, EventQuery{Limit: 10})
+	evs, err := s.events.Events(ctx, store.Query{Limit: 10})
 	if err != nil {
 		return nil, fmt.Errorf("recent events: %w", err)
 	}
@@ -249,7 +249,7 @@ func (s *server) modePreview(ctx context.Context, cfg *config.Config, days int) 
 	relays := relayPolicy(cfg)
 	byAddr := map[netip.Addr]*PreviewHost{}
 	for _, k := range []event.Kind{event.WouldBlock, event.Blocked, event.Refused} {
-		evs, err := s.events.Events(ctx, EventQuery{Kind: k, Since: since, Limit: MaxLimit})
+		evs, err := s.events.Events(ctx, store.Query{Kind: k, Since: since, Limit: MaxLimit})
 		if err != nil {
 			return nil, fmt.Errorf("events %s: %w", k, err)
 		}

@@ -23,7 +23,7 @@ func TestDataPathShown(t *testing.T) {
 			t.Run(lang+"/"+dp.word, func(t *testing.T) {
 				h, b := loggedIn(t)
 				b.lang = lang
-				fillLab(h, time.Now())
+				fillLab(t, h, time.Now())
 				h.status.st.Mode, h.status.st.DataPath = dp.mode, dp.word
 				h.status.st.Serving = dp.word == DataPathDiverting || dp.word == DataPathWatching
 				want := catalog()[lang]["data_path_"+dp.word]

@@ -2,9 +2,12 @@ package webui
 
 import (
 	"context"
+	"encoding/base64"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -12,75 +15,80 @@ import (
 
 	"github.com/relaygate/relaygate/config"
 	"github.com/relaygate/relaygate/event"
+	"github.com/relaygate/relaygate/store"
 )
 
-// fakeEvents is an in-memory Events that records its calls.
-type fakeEvents struct {
-	mu         sync.Mutex
-	events     []event.Event
-	hosts      []Host
-	err        error
-	queries    []EventQuery
-	hostLimits []int
-	// filter applies the query like the store does (lab data).
-	filter bool
+// spyStore is the real store, counting the calls the API tests check
+// (the store must not be asked before a request is authenticated and
+// valid) and failing reads on demand.
+type spyStore struct {
+	*store.Store
+
+	mu          sync.Mutex
+	queries     []store.Query
+	hostLimits  []int
+	tokenChecks int
+	// eventsErr and tokensErr make Events and Hosts, or CheckToken, fail
+	// as a broken database would.
+	eventsErr, tokensErr error
 }
 
-func (f *fakeEvents) Events(ctx context.Context, q EventQuery) ([]event.Event, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.queries = append(f.queries, q)
-	if f.err != nil {
-		return nil, f.err
+func (s *spyStore) Events(ctx context.Context, q store.Query) ([]event.Event, error) {
+	s.mu.Lock()
+	s.queries = append(s.queries, q)
+	err := s.eventsErr
+	s.mu.Unlock()
+	if err != nil {
+		return nil, err
 	}
-	if f.filter {
-		var out []event.Event
-		for _, e := range f.events {
-			if (q.Kind != "" && e.Kind != q.Kind) || (q.Client.IsValid() && e.Client != q.Client) ||
-				(!q.Since.IsZero() && e.Time.Before(q.Since)) || (!q.Until.IsZero() && !e.Time.Before(q.Until)) ||
-				(q.Text != "" && !strings.Contains(strings.Join([]string{e.Helo, e.MailFrom, strings.Join(e.Rcpt, " "), e.Detail, e.Reply}, "\n"), q.Text)) {
-				continue
-			}
-			out = append(out, e)
-		}
-		return out, nil
+	return s.Store.Events(ctx, q)
+}
+
+func (s *spyStore) Hosts(ctx context.Context, limit int) ([]store.Host, error) {
+	s.mu.Lock()
+	s.hostLimits = append(s.hostLimits, limit)
+	err := s.eventsErr
+	s.mu.Unlock()
+	if err != nil {
+		return nil, err
 	}
-	return append([]event.Event(nil), f.events...), nil
+	return s.Store.Hosts(ctx, limit)
 }
 
-func (f *fakeEvents) Hosts(ctx context.Context, limit int) ([]Host, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.hostLimits = append(f.hostLimits, limit)
-	if f.err != nil {
-		return nil, f.err
+func (s *spyStore) CheckToken(ctx context.Context, token string) (string, bool, error) {
+	s.mu.Lock()
+	s.tokenChecks++
+	err := s.tokensErr
+	s.mu.Unlock()
+	if err != nil {
+		return "", false, err
 	}
-	return append([]Host(nil), f.hosts...), nil
+	return s.Store.CheckToken(ctx, token)
 }
 
-func (f *fakeEvents) calls() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.queries) + len(f.hostLimits)
+// calls returns how often events or hosts were read.
+func (s *spyStore) calls() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.queries) + len(s.hostLimits)
 }
 
-// fakeTokens maps tokens to names.
-type fakeTokens struct {
-	mu     sync.Mutex
-	tokens map[string]string
-	err    error
-	n      int
-}
-
-func (f *fakeTokens) CheckToken(ctx context.Context, token string) (string, bool, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.n++
-	if f.err != nil {
-		return "", false, f.err
+// record stores events (their IDs are the store's: 1, 2, ... in the
+// order given) and their outcome series.
+func (s *spyStore) record(t *testing.T, evs ...event.Event) {
+	t.Helper()
+	for _, e := range evs {
+		s.Record(e)
 	}
-	name, ok := f.tokens[token]
-	return name, ok, nil
+	s.flush(t)
+}
+
+// flush writes what was recorded or added to the series.
+func (s *spyStore) flush(t *testing.T) {
+	t.Helper()
+	if err := s.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // applyCall is one recorded ConfigManager.Apply.
@@ -135,10 +143,22 @@ func (f *fakeStatus) Status(ctx context.Context) Status {
 }
 
 const (
-	goodToken  = "rg_s3cr3t-Token.value~1"
 	actorName  = "admin-laptop"
 	remoteIP   = "192.0.2.1" // httptest.NewRequest's RemoteAddr
 	metricText = "# HELP relaygate_up Whether relaygate is up.\n# TYPE relaygate_up gauge\nrelaygate_up 1\n"
+)
+
+// tokenSeed seeds the store's token randomness, so that the first token
+// of every harness, named actorName, is goodToken.
+var tokenSeed = [32]byte{'r', 'e', 'l', 'a', 'y', 'g', 'a', 't', 'e'}
+
+var (
+	goodToken = func() string {
+		var b [32]byte
+		rand.NewChaCha8(tokenSeed).Read(b[:])
+		return store.TokenPrefix + base64.RawURLEncoding.EncodeToString(b[:])
+	}()
+	bearer = "Bearer " + goodToken
 )
 
 const testConfigYAML = `mode: enforce
@@ -153,19 +173,14 @@ relays:
 data_dir: /var/lib/relaygate
 `
 
-// harness is a router with fakes behind it.
+// harness is a router with a store in a temporary directory and fakes
+// for the rest of the daemon behind it.
 type harness struct {
 	router http.Handler
-	events *fakeEvents
-	tokens *fakeTokens
+	store  *spyStore
 	config *fakeConfig
 	status *fakeStatus
-
-	admins   *memAdmins
-	audit    *memAudit
-	tokAdmin *memTokens
-	series   *memSeries
-	clock    *testClock
+	clock  *testClock
 }
 
 // testClock is an injectable clock: the real time plus what Advance added.
@@ -195,30 +210,61 @@ func mustParse(t *testing.T, yaml string) *config.Config {
 	return c
 }
 
+// openStore opens a store in a temporary directory, closed by the test's
+// cleanup, with goodToken named actorName in it.
+func openStore(t *testing.T, now func() time.Time) *spyStore {
+	t.Helper()
+	ctx := context.Background()
+	// Not t.TempDir: subtest names can hold '#', which the store refuses.
+	dir, err := os.MkdirTemp("", "webui-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	st, err := store.Open(ctx, dir, store.Options{PruneInterval: -1, Retention: 365 * 24 * time.Hour, Now: now,
+		Rand: &lockedReader{r: rand.NewChaCha8(tokenSeed)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if tok, err := st.CreateToken(ctx, actorName); err != nil || tok != goodToken {
+		t.Fatalf("CreateToken = %q, %v; want %q", tok, err, goodToken)
+	}
+	return &spyStore{Store: st}
+}
+
+// lockedReader makes a reader safe for concurrent use.
+type lockedReader struct {
+	mu sync.Mutex
+	r  io.Reader
+}
+
+func (l *lockedReader) Read(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.r.Read(p)
+}
+
 func testDeps(t *testing.T) (Deps, *harness) {
 	t.Helper()
+	clock := &testClock{}
 	h := &harness{
-		events: &fakeEvents{},
-		tokens: &fakeTokens{tokens: map[string]string{goodToken: actorName}},
+		store:  openStore(t, clock.Now),
 		config: &fakeConfig{cur: mustParse(t, testConfigYAML)},
 		status: &fakeStatus{},
-		admins: newMemAdmins(),
-		audit:  &memAudit{},
-		series: &memSeries{},
-		clock:  &testClock{},
+		clock:  clock,
 	}
-	h.tokAdmin = &memTokens{check: h.tokens}
 	d := Deps{
-		Admins:     h.admins,
-		Audit:      h.audit,
-		TokenAdmin: h.tokAdmin,
-		Series:     h.series,
+		Admins:     h.store,
+		Audit:      h.store,
+		TokenAdmin: h.store,
+		Series:     h.store,
 		Now:        h.clock.Now,
 		argon:      &testArgon,
 		Console:    io.Discard,
 		Logger:     testLogger(t),
-		Events:     h.events,
-		Tokens:     h.tokens,
+		Events:     h.store,
+		Tokens:     h.store,
 		Config:     h.config,
 		Status:     h.status,
 		Metrics: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/relaygate/relaygate/config"
 	"github.com/relaygate/relaygate/event"
+	"github.com/relaygate/relaygate/store"
 )
 
 func (s *server) ctx(c *gin.Context) (context.Context, context.CancelFunc) {
@@ -47,7 +48,7 @@ func (s *server) pageDashboard(c *gin.Context) {
 
 // hostRow is a Host with what the UI shows beside it.
 type hostRow struct {
-	Host
+	store.Host
 	Relay   string `json:"relay,omitempty"`
 	IsRelay bool   `json:"is_relay"`
 	// RDNS, Label, Flows, Messages and EncryptedFlows come from passive
@@ -93,7 +94,7 @@ func (s *server) hostRows(ctx context.Context) ([]hostRow, error) {
 			name, isR := relayName(relays, a)
 			i = len(rows)
 			index[a] = i
-			rows = append(rows, hostRow{Host: Host{Addr: a, FirstSeen: h.FirstSeen.UTC(), LastSeen: h.LastSeen.UTC()}, Relay: name, IsRelay: isR})
+			rows = append(rows, hostRow{Host: store.Host{Addr: a, FirstSeen: h.FirstSeen.UTC(), LastSeen: h.LastSeen.UTC()}, Relay: name, IsRelay: isR})
 		}
 		r := &rows[i]
 		r.RDNS, r.Label, r.Flows, r.Messages, r.EncryptedFlows = h.RDNS, h.Label, h.Flows, h.Messages, h.EncryptedFlows
@@ -154,13 +155,13 @@ func (s *server) pageHosts(c *gin.Context) {
 
 // hostDetail is a host's page and the answer of GET /api/v1/hosts/{addr}.
 type hostDetail struct {
-	Host     Host   `json:"host"`
-	Relay    string `json:"relay,omitempty"`
-	IsRelay  bool   `json:"is_relay"`
-	Evidence bool   `json:"evidence"`
+	Host     store.Host `json:"host"`
+	Relay    string     `json:"relay,omitempty"`
+	IsRelay  bool       `json:"is_relay"`
+	Evidence bool       `json:"evidence"`
 	// Seen is what passive inspection knows of the host, if wired.
-	Seen   *SeenHost     `json:"seen,omitempty"`
-	Events []event.Event `json:"events"`
+	Seen   *store.HostSeen `json:"seen,omitempty"`
+	Events []event.Event   `json:"events"`
 }
 
 // hostLimit bounds the events on a host page.
@@ -171,7 +172,7 @@ func (s *server) hostDetail(ctx context.Context, addr netip.Addr) (*hostDetail, 
 	if err != nil {
 		return nil, false, fmt.Errorf("Hosts(%d): %w", MaxLimit, err)
 	}
-	d := &hostDetail{Host: Host{Addr: addr}}
+	d := &hostDetail{Host: store.Host{Addr: addr}}
 	found := false
 	for _, h := range hosts {
 		if h.Addr.Unmap().WithZone("") == addr {
@@ -180,7 +181,7 @@ func (s *server) hostDetail(ctx context.Context, addr netip.Addr) (*hostDetail, 
 			d.Host.FirstSeen, d.Host.LastSeen = h.FirstSeen.UTC(), h.LastSeen.UTC()
 		}
 	}
-	evs, err := s.events.Events(ctx, EventQuery{Client: addr, Limit: hostLimit})
+	evs, err := s.events.Events(ctx, store.Query{Client: addr, Limit: hostLimit})
 	if err != nil {
 		return nil, false, fmt.Errorf("Events(client %s): %w", addr, err)
 	}
@@ -188,11 +189,11 @@ func (s *server) hostDetail(ctx context.Context, addr netip.Addr) (*hostDetail, 
 	found = found || len(d.Events) > 0
 	d.Relay, d.IsRelay = relayName(relayPolicy(s.config.Current()), addr)
 	if s.inventory != nil {
-		seen, ok, err := s.inventory.HostSeen(ctx, addr)
-		if err != nil {
-			return nil, false, fmt.Errorf("HostSeen(%s): %w", addr, err)
+		seen, err := s.inventory.HostSeenByAddr(ctx, addr)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, false, fmt.Errorf("HostSeenByAddr(%s): %w", addr, err)
 		}
-		if ok {
+		if err == nil {
 			d.Seen, found = &seen, true
 			if d.Host.FirstSeen.IsZero() {
 				d.Host.FirstSeen, d.Host.LastSeen = seen.FirstSeen.UTC(), seen.LastSeen.UTC()
@@ -791,7 +792,7 @@ func (s *server) pageAudit(c *gin.Context) {
 func (s *server) tokensPage(c *gin.Context, status int, p *pageData, extra gin.H) {
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	toks, err := s.tokenAdmin.ListTokens(ctx)
+	toks, err := s.tokenAdmin.Tokens(ctx)
 	if err != nil {
 		s.pageError(c, http.StatusInternalServerError, "list tokens", err)
 		return
@@ -843,7 +844,7 @@ func (s *server) postTokenRevoke(c *gin.Context) {
 	ctx, cancel := s.ctx(c)
 	defer cancel()
 	if err := s.tokenAdmin.RevokeToken(ctx, id); err != nil {
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, store.ErrNotFound) {
 			s.renderMessage(c, http.StatusNotFound, "err_not_found")
 			return
 		}

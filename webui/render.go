@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/relaygate/relaygate/store"
 )
 
 // templatesFS holds the server-rendered pages: layout.html wraps each
@@ -130,7 +131,7 @@ func (s *server) newPage(c *gin.Context, page, nav string) *pageData {
 	p := &pageData{page: page, Lang: lang, OtherLang: other, M: s.catalog[lang], Nav: nav,
 		LangURL: c.Request.URL.Path + "?" + q.Encode()}
 	if v, ok := c.Get(sessionKey); ok {
-		se := v.(*Session)
+		se := v.(*store.Session)
 		p.User, p.CSRF = se.Username, se.CSRF
 	}
 	return p

@@ -251,7 +251,7 @@ func (r *statusRecorder) Write(b []byte) (int, error) { return r.body.Write(b) }
 // first byte of the file is read.
 func (s *server) postUpdate(c *gin.Context) {
 	show := func(status int, msg string) { s.systemPage(c, status, gin.H{"UpdateError": msg}) }
-	se := c.MustGet(sessionKey).(*Session)
+	se := c.MustGet(sessionKey).(*store.Session)
 	tok := c.GetHeader(csrfHeader)
 	if s.update == nil {
 		if !csrfOK(c, se) {

@@ -3,6 +3,7 @@ package webui
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/relaygate/relaygate/config"
 	"github.com/relaygate/relaygate/event"
+	"github.com/relaygate/relaygate/store"
 )
 
 const (
@@ -60,7 +62,7 @@ func (h *harness) addAdmin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := h.admins.CreateFirstUser(context.Background(), adminUser, hash); err != nil {
+	if err := h.store.CreateFirstUser(context.Background(), adminUser, hash); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -209,7 +211,7 @@ func TestSetupFlow(t *testing.T) {
 			if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), tc.want) {
 				t.Errorf("POST /setup = %d, want 400 with %q:\n%s", w.Code, tc.want, w.Body)
 			}
-			if n, _ := h.admins.UserCount(context.Background()); n != 0 {
+			if n, _ := h.store.UserCount(context.Background()); n != 0 {
 				t.Errorf("%d users after a failed setup, want 0", n)
 			}
 		})
@@ -223,7 +225,7 @@ func TestSetupFlow(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, SetupTokenFile)); !os.IsNotExist(err) {
 		t.Errorf("setup token file after setup: %v, want deleted", err)
 	}
-	if got := h.audit.last(); got.Action != "setup" || got.Actor != "admin" || got.Remote != "192.0.2.1" {
+	if got := h.auditLast(t); got.Action != "setup" || got.Actor != "admin" || got.Remote != "192.0.2.1" {
 		t.Errorf("audit = %+v, want setup by admin from 192.0.2.1", got)
 	}
 	// One-time: the token does not work again, setup is closed.
@@ -234,7 +236,7 @@ func TestSetupFlow(t *testing.T) {
 	if w := b2.do("GET", "/setup", nil, nil); w.Code != http.StatusSeeOther {
 		t.Errorf("GET /setup after setup = %d, want 303 to login", w.Code)
 	}
-	if _, ok, _ := h.admins.PasswordHash(context.Background(), "evil"); ok {
+	if _, err := h.store.User(context.Background(), "evil"); !errors.Is(err, store.ErrNotFound) {
 		t.Error("second setup created a user")
 	}
 	// The new session works.
@@ -274,12 +276,15 @@ func TestLogin(t *testing.T) {
 		t.Errorf("session cookie %+v, want HttpOnly, Secure, SameSite=Strict, Path=/", ck)
 	}
 	// Only the hash of the cookie is stored.
-	for k := range h.admins.sessions {
-		if strings.Contains(k, ck.Value) {
-			t.Error("session id stored in clear")
+	for _, f := range []string{h.store.Path(), h.store.Path() + "-wal"} {
+		if db, err := os.ReadFile(f); err != nil || bytes.Contains(db, []byte(ck.Value)) {
+			t.Errorf("session id stored in clear in %s (read: %v)", f, err)
 		}
 	}
-	if got := h.audit.actions(); strings.Join(got, ",") != "login.failed,login.failed,login" {
+	if _, err := h.store.Session(context.Background(), sha256Sum(ck.Value)); err != nil {
+		t.Errorf("session by the hash of the cookie: %v", err)
+	}
+	if got := h.auditActions(t); strings.Join(got, ",") != "login.failed,login.failed,login" {
 		t.Errorf("audit actions = %v", got)
 	}
 	// No open redirect.
@@ -353,6 +358,7 @@ func TestLoginThrottlePerAddress(t *testing.T) {
 
 func TestSessionTimeouts(t *testing.T) {
 	h, b := loggedIn(t)
+	cookie := b.cookie
 	h.clock.Advance(SessionIdleTimeout - time.Minute)
 	if w := b.do("GET", "/", nil, nil); w.Code != 200 {
 		t.Fatalf("GET / before the idle timeout = %d, want 200", w.Code)
@@ -362,8 +368,8 @@ func TestSessionTimeouts(t *testing.T) {
 	if w := b.do("GET", "/", nil, nil); w.Code != http.StatusSeeOther {
 		t.Errorf("GET / after the idle timeout = %d, want 303 to login", w.Code)
 	}
-	if n := h.admins.sessionCount(); n != 0 {
-		t.Errorf("%d sessions after expiry, want 0", n)
+	if _, err := h.store.Session(context.Background(), sha256Sum(cookie)); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("session after expiry: %v, want store.ErrNotFound", err)
 	}
 	// The absolute lifetime ends even an active session.
 	b.login(adminUser, adminPass)
@@ -378,7 +384,7 @@ func TestSessionTimeouts(t *testing.T) {
 
 func TestCSRF(t *testing.T) {
 	h, b := loggedIn(t)
-	h.events.events = labEvents(time.Now())
+	h.store.record(t, labEvents(time.Now())...)
 	relays := len(h.config.cur.Relays)
 	add := url.Values{"name": {"second-relay"}, "address": {"10.10.0.26/32"}, "tls": {"passthrough"}}
 	for _, tc := range []struct {
@@ -415,7 +421,7 @@ func TestCSRF(t *testing.T) {
 			if got := len(h.config.cur.Relays); got != relays {
 				t.Errorf("%d relays, want %d", got, relays)
 			}
-			if toks, _ := h.tokAdmin.ListTokens(context.Background()); len(toks) != 0 {
+			if toks, _ := h.store.Tokens(context.Background()); len(toks) != 1 { // the harness's goodToken
 				t.Errorf("tokens created: %v", toks)
 			}
 		})
@@ -454,21 +460,10 @@ func labEvents(now time.Time) []event.Event {
 	}
 }
 
-// labHosts aggregates labEvents.
-func labHosts(now time.Time) []Host {
-	a := netip.MustParseAddr
-	return []Host{
-		{Addr: a("10.20.0.50"), Attempts: 2, Blocked: 2, FirstSeen: now.Add(-40 * time.Minute), LastSeen: now.Add(-10 * time.Minute)},
-		{Addr: a("10.10.0.25"), Attempts: 2, Relayed: 1, Deferred: 1, FirstSeen: now.Add(-50 * time.Minute), LastSeen: now.Add(-20 * time.Minute)},
-		{Addr: a("10.30.0.80"), Attempts: 1, Blocked: 1, FirstSeen: now.Add(-30 * time.Minute), LastSeen: now.Add(-30 * time.Minute)},
-	}
-}
-
 // fillLab puts lab-like data behind the harness.
-func fillLab(h *harness, now time.Time) {
-	h.events.events = labEvents(now)
-	h.events.hosts = labHosts(now)
-	h.events.filter = true
+func fillLab(t *testing.T, h *harness, now time.Time) {
+	t.Helper()
+	h.store.record(t, labEvents(now)...)
 	h.status.st = Status{Mode: config.Monitor, Version: "v0.9.0-test", Started: now.Add(-26 * time.Hour), Serving: true,
 		Ports: []PortStatus{
 			{Name: "eth1", Role: RoleInside, OperState: "up", MTU: 1500, RxBytes: 7 << 30, TxBytes: 3 << 30, RxPackets: 9_100_000, TxPackets: 5_200_000},
@@ -481,20 +476,21 @@ func fillLab(h *harness, now time.Time) {
 	start := now.Truncate(time.Minute).Add(-179 * time.Minute)
 	for i := range 180 {
 		m := start.Add(time.Duration(i) * time.Minute)
-		h.series.add(MetricRelayMessages, "mail-relay", m, int64(20+(i*7)%15))
+		h.store.AddSeries(MetricRelayMessages, "mail-relay", m, int64(20+(i*7)%15))
 		if i%3 == 0 {
-			h.series.add(MetricRelayMessages, "crm-relay", m, int64(5+i%4))
+			h.store.AddSeries(MetricRelayMessages, "crm-relay", m, int64(5+i%4))
 		}
 		if i > 120 && i%2 == 0 {
-			h.series.add(MetricBlocked, "10.20.0.50", m, int64(3+(i%5)))
+			h.store.AddSeries(MetricBlocked, "10.20.0.50", m, int64(3+(i%5)))
 		}
 		if i%17 == 0 {
-			h.series.add(MetricBlocked, "10.30.0.80", m, 1)
+			h.store.AddSeries(MetricBlocked, "10.30.0.80", m, 1)
 		}
 		if i > 150 && i < 160 {
-			h.series.add(MetricDeferred, "mail-relay", m, 4)
+			h.store.AddSeries(MetricDeferred, "mail-relay", m, 4)
 		}
 	}
+	h.store.flush(t)
 }
 
 func TestPagesRender(t *testing.T) {
@@ -502,9 +498,9 @@ func TestPagesRender(t *testing.T) {
 		t.Run(lang, func(t *testing.T) {
 			h, b := loggedIn(t)
 			b.lang = lang
-			fillLab(h, time.Now())
-			h.tokAdmin.CreateToken(context.Background(), "prometheus")
-			h.audit.Audit(context.Background(), AuditEntry{Actor: "admin", Action: "config.update", Detail: "<script>x</script>"})
+			fillLab(t, h, time.Now())
+			h.store.CreateToken(context.Background(), "prometheus")
+			h.store.Audit(context.Background(), store.AuditEntry{Actor: "admin", Action: "config.update", Detail: "<script>x</script>"})
 			for _, p := range []string{"/", "/hosts", "/hosts?sort=blocked&dir=asc", "/hosts/10.20.0.50", "/events",
 				"/events?kind=blocked&client=10.20.0.50&q=spam&since=2026-01-01T00:00", "/policy", "/policy?welcome=1",
 				"/policy/mode?to=enforce", "/policy/mode?to=monitor", "/system", "/audit", "/tokens", "/account"} {

@@ -37,9 +37,8 @@ func TestDashboardFromStore(t *testing.T) {
 	cfg := config.Default()
 	cfg.DataDir = dir
 	cfg.Relays = []config.Relay{{Name: "mail-relay", Address: "10.10.0.0/16"}, {Name: "relay-narrow", Address: "10.10.0.25/32"}}
-	ws := webStore{st}
-	deps := webui.Deps{Events: storeEvents{st}, Tokens: st, Config: &testConfig{cfg}, Status: modeStatus{config.Enforce},
-		Admins: ws, Audit: ws, TokenAdmin: ws, Series: ws, Inventory: ws}
+	deps := webui.Deps{Events: st, Tokens: st, Config: &testConfig{cfg}, Status: modeStatus{config.Enforce},
+		Admins: st, Audit: st, TokenAdmin: st, Series: st, Inventory: st}
 	srv := httptest.NewTLSServer(webui.NewRouter(deps))
 	defer srv.Close()
 	tok, err := st.CreateToken(ctx, "test")

@@ -50,9 +50,8 @@ func TestWebStore(t *testing.T) {
 	defer st.Close()
 	cfg := config.Default()
 	cfg.DataDir = dir
-	ws := webStore{st}
-	deps := webui.Deps{Events: storeEvents{st}, Tokens: st, Config: &testConfig{cfg}, Status: testStatus{},
-		Admins: ws, Audit: ws, TokenAdmin: ws, Series: ws, Inventory: ws}
+	deps := webui.Deps{Events: st, Tokens: st, Config: &testConfig{cfg}, Status: testStatus{},
+		Admins: st, Audit: st, TokenAdmin: st, Series: st, Inventory: st}
 
 	var console bytes.Buffer
 	tok, err := webui.PrepareSetup(ctx, deps, dir, &console)
@@ -118,7 +117,7 @@ func TestWebStore(t *testing.T) {
 		t.Errorf("GET /api/v1/series with the new token = %d %s", code, body)
 	}
 	code, body2 := get("/api/v1/audit", apiTok)
-	var audit struct{ Entries []webui.AuditEntry }
+	var audit struct{ Entries []store.AuditEntry }
 	json.Unmarshal([]byte(body2), &audit)
 	var actions []string
 	for _, e := range audit.Entries {
@@ -148,7 +147,7 @@ func TestWebEvidence(t *testing.T) {
 	if ev.HasEvidence(context.Background(), addr) {
 		t.Error("HasEvidence on an empty inspector = true")
 	}
-	if err := ev.WritePcap(context.Background(), io.Discard, addr); !errors.Is(err, webui.ErrNotFound) {
-		t.Errorf("WritePcap without evidence = %v, want webui.ErrNotFound", err)
+	if err := ev.WritePcap(context.Background(), io.Discard, addr); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("WritePcap without evidence = %v, want store.ErrNotFound", err)
 	}
 }
