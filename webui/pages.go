@@ -25,6 +25,11 @@ func (s *server) ctx(c *gin.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(c.Request.Context(), s.storeTimeout)
 }
 
+// dashboardLabels are the catalog entries dashboard.js draws with.
+var dashboardLabels = []string{"blocked", "deferred", "no_data", "serving_up", "serving_down", "would_block",
+	"outcome_relayed", "outcome_blocked", "outcome_would_block", "outcome_deferred", "outcome_upstream_error", "outcome_shed_short",
+	"data_path_diverting", "data_path_fail_safe", "data_path_watching", "data_path_not_watching"}
+
 // pageDashboard renders the dashboard shell; dashboard.js fills it from
 // GET /api/v1/dashboard and keeps it live.
 func (s *server) pageDashboard(c *gin.Context) {
@@ -37,9 +42,7 @@ func (s *server) pageDashboard(c *gin.Context) {
 	}
 	p := s.newPage(c, "dashboard.html", "dashboard")
 	labels := map[string]string{}
-	for _, k := range []string{"blocked", "deferred", "no_data", "serving_up", "serving_down", "would_block",
-		"outcome_relayed", "outcome_blocked", "outcome_would_block", "outcome_deferred", "outcome_upstream_error", "outcome_shed_short",
-		"data_path_diverting", "data_path_fail_safe", "data_path_watching", "data_path_not_watching"} {
+	for _, k := range dashboardLabels {
 		labels[k] = p.M[k]
 	}
 	p.Data = gin.H{"D": d, "L": labels}

@@ -157,7 +157,9 @@ func NewRouter(d Deps) *gin.Engine {
 	if s.templates, err = parseTemplates(); err != nil {
 		panic(err)
 	}
-	s.catalog = catalog()
+	if s.catalog, err = loadCatalog(); err != nil {
+		panic(err)
+	}
 
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
