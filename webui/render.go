@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+
 	"github.com/relaygate/relaygate/store"
 )
 
@@ -169,3 +170,6 @@ func (s *server) pageError(c *gin.Context, status int, op string, err error) {
 	s.log.Error(op, "err", err, "path", c.Request.URL.Path)
 	s.renderMessage(c, status, "err_internal")
 }
+
+// msg returns a catalog entry in the request's language.
+func (s *server) msg(c *gin.Context, key string) string { return s.catalog[pickLang(c)][key] }
