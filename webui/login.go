@@ -281,11 +281,7 @@ func (s *server) postSetup(c *gin.Context) {
 	if !validUsername(username) {
 		errs["username"] = p.M["err_username"]
 	}
-	if prob := passwordProblem(username, password); prob != "" {
-		errs["password"] = fmt.Sprintf(p.M[prob], MinPasswordLen)
-	} else if password != password2 {
-		errs["password2"] = p.M["err_password_mismatch"]
-	}
+	checkNewPassword(p, username, password, password2, errs)
 	if len(errs) > 0 {
 		p.Error = p.M["err_form"]
 		s.render(c, http.StatusBadRequest, "setup.html", p)
@@ -345,10 +341,8 @@ func (s *server) postPassword(c *gin.Context) {
 	if ok, _ := checkPassword(hash, cur); !ok || !found {
 		s.userThrottle.fail(strings.ToLower(se.Username))
 		errs["current"] = p.M["err_current_password"]
-	} else if prob := passwordProblem(se.Username, next); prob != "" {
-		errs["password"] = fmt.Sprintf(p.M[prob], MinPasswordLen)
-	} else if next != next2 {
-		errs["password2"] = p.M["err_password_mismatch"]
+	} else {
+		checkNewPassword(p, se.Username, next, next2, errs)
 	}
 	if len(errs) > 0 {
 		p.Error = p.M["err_form"]
@@ -397,4 +391,14 @@ func (s *server) pageAccount(c *gin.Context) {
 	}
 	p.Data = gin.H{"Errors": map[string]string{}, "MinLen": MinPasswordLen}
 	s.render(c, http.StatusOK, "account.html", p)
+}
+
+// checkNewPassword adds to errs what is wrong with a new password or its
+// repetition: setup and the password change ask the same.
+func checkNewPassword(p *pageData, username, password, password2 string, errs map[string]string) {
+	if prob := passwordProblem(username, password); prob != "" {
+		errs["password"] = fmt.Sprintf(p.M[prob], MinPasswordLen)
+	} else if password != password2 {
+		errs["password2"] = p.M["err_password_mismatch"]
+	}
 }

@@ -101,14 +101,23 @@ func (b *browser) do(method, target string, form url.Values, hdr map[string]stri
 // multipart posts one file as multipart/form-data with the CSRF token.
 func (b *browser) multipart(target, field, filename, content string) *httptest.ResponseRecorder {
 	b.t.Helper()
+	return b.postFiles(target, map[string][2]string{field: {filename, content}})
+}
+
+// postFiles posts files (form field -> file name and content) as
+// multipart/form-data with the CSRF token.
+func (b *browser) postFiles(target string, files map[string][2]string) *httptest.ResponseRecorder {
+	b.t.Helper()
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
 	mw.WriteField(csrfField, b.csrf)
-	fw, err := mw.CreateFormFile(field, filename)
-	if err != nil {
-		b.t.Fatal(err)
+	for field, f := range files {
+		fw, err := mw.CreateFormFile(field, f[0])
+		if err != nil {
+			b.t.Fatal(err)
+		}
+		io.WriteString(fw, f[1])
 	}
-	io.WriteString(fw, content)
 	mw.Close()
 	req := httptest.NewRequest("POST", target, &buf)
 	req.RemoteAddr = b.remote

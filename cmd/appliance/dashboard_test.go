@@ -14,7 +14,6 @@ import (
 
 	"github.com/relaygate/relaygate/config"
 	"github.com/relaygate/relaygate/event"
-	"github.com/relaygate/relaygate/store"
 	"github.com/relaygate/relaygate/webui"
 )
 
@@ -28,17 +27,9 @@ func (m modeStatus) Status(ctx context.Context) webui.Status { return webui.Stat
 // recorded, and the dashboard and the host cards agree.
 func TestDashboardFromStore(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	st, err := store.Open(ctx, dir, store.Options{PruneInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	cfg := config.Default()
-	cfg.DataDir = dir
-	cfg.Relays = []config.Relay{{Name: "mail-relay", Address: "10.10.0.0/16"}, {Name: "relay-narrow", Address: "10.10.0.25/32"}}
-	deps := webui.Deps{Events: st, Tokens: st, Config: &testConfig{cfg}, Status: modeStatus{config.Enforce},
-		Admins: st, Audit: st, TokenAdmin: st, Series: st, Inventory: st}
+	st, deps := webStoreDeps(t, modeStatus{config.Enforce}, func(cfg *config.Config) {
+		cfg.Relays = []config.Relay{{Name: "mail-relay", Address: "10.10.0.0/16"}, {Name: "relay-narrow", Address: "10.10.0.25/32"}}
+	})
 	srv := httptest.NewTLSServer(webui.NewRouter(deps))
 	defer srv.Close()
 	tok, err := st.CreateToken(ctx, "test")
