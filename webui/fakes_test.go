@@ -2,16 +2,10 @@ package webui
 
 import (
 	"context"
-	"encoding/base64"
 	"io"
-	"math/rand/v2"
-	"net/http"
-	"net/http/httptest"
-	"os"
-	"strings"
+	"net/netip"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/relaygate/relaygate/config"
 	"github.com/relaygate/relaygate/event"
@@ -142,97 +136,6 @@ func (f *fakeStatus) Status(ctx context.Context) Status {
 	return f.st
 }
 
-const (
-	actorName  = "admin-laptop"
-	remoteIP   = "192.0.2.1" // httptest.NewRequest's RemoteAddr
-	metricText = "# HELP relaygate_up Whether relaygate is up.\n# TYPE relaygate_up gauge\nrelaygate_up 1\n"
-)
-
-// tokenSeed seeds the store's token randomness, so that the first token
-// of every harness, named actorName, is goodToken.
-var tokenSeed = [32]byte{'r', 'e', 'l', 'a', 'y', 'g', 'a', 't', 'e'}
-
-var (
-	goodToken = func() string {
-		var b [32]byte
-		rand.NewChaCha8(tokenSeed).Read(b[:])
-		return store.TokenPrefix + base64.RawURLEncoding.EncodeToString(b[:])
-	}()
-	bearer = "Bearer " + goodToken
-)
-
-const testConfigYAML = `mode: enforce
-interfaces:
-  bridge: br0
-  inside: eth1
-  outside: eth2
-  management: eth0
-relays:
-  - name: mail-relay
-    address: 10.10.0.25/32
-data_dir: /var/lib/relaygate
-`
-
-// harness is a router with a store in a temporary directory and fakes
-// for the rest of the daemon behind it.
-type harness struct {
-	router http.Handler
-	store  *spyStore
-	config *fakeConfig
-	status *fakeStatus
-	clock  *testClock
-}
-
-// testClock is an injectable clock: the real time plus what Advance added.
-type testClock struct {
-	mu  sync.Mutex
-	off time.Duration
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.off)
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.off += d
-	c.mu.Unlock()
-}
-
-func mustParse(t *testing.T, yaml string) *config.Config {
-	t.Helper()
-	c, err := config.Parse([]byte(yaml))
-	if err != nil {
-		t.Fatalf("config.Parse: %v", err)
-	}
-	return c
-}
-
-// openStore opens a store in a temporary directory, closed by the test's
-// cleanup, with goodToken named actorName in it.
-func openStore(t *testing.T, now func() time.Time) *spyStore {
-	t.Helper()
-	ctx := context.Background()
-	// Not t.TempDir: subtest names can hold '#', which the store refuses.
-	dir, err := os.MkdirTemp("", "webui-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	st, err := store.Open(ctx, dir, store.Options{PruneInterval: -1, Retention: 365 * 24 * time.Hour, Now: now,
-		Rand: &lockedReader{r: rand.NewChaCha8(tokenSeed)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if tok, err := st.CreateToken(ctx, actorName); err != nil || tok != goodToken {
-		t.Fatalf("CreateToken = %q, %v; want %q", tok, err, goodToken)
-	}
-	return &spyStore{Store: st}
-}
-
 // lockedReader makes a reader safe for concurrent use.
 type lockedReader struct {
 	mu sync.Mutex
@@ -245,55 +148,28 @@ func (l *lockedReader) Read(p []byte) (int, error) {
 	return l.r.Read(p)
 }
 
-func testDeps(t *testing.T) (Deps, *harness) {
-	t.Helper()
-	clock := &testClock{}
-	h := &harness{
-		store:  openStore(t, clock.Now),
-		config: &fakeConfig{cur: mustParse(t, testConfigYAML)},
-		status: &fakeStatus{},
-		clock:  clock,
+// fakeEvidence has captures for some addresses.
+type fakeEvidence struct{ addrs map[netip.Addr]bool }
+
+func (f *fakeEvidence) HasEvidence(ctx context.Context, a netip.Addr) bool { return f.addrs[a] }
+
+func (f *fakeEvidence) WritePcap(ctx context.Context, w io.Writer, a netip.Addr) error {
+	if !f.addrs[a] {
+		return store.ErrNotFound
 	}
-	d := Deps{
-		Admins:     h.store,
-		Audit:      h.store,
-		TokenAdmin: h.store,
-		Series:     h.store,
-		Now:        h.clock.Now,
-		argon:      &testArgon,
-		Console:    io.Discard,
-		Logger:     testLogger(t),
-		Events:     h.store,
-		Tokens:     h.store,
-		Config:     h.config,
-		Status:     h.status,
-		Metrics: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-			io.WriteString(w, metricText)
-		}),
-	}
-	return d, h
+	_, err := io.WriteString(w, "\xd4\xc3\xb2\xa1fake pcap")
+	return err
 }
 
-func newHarness(t *testing.T) *harness {
-	t.Helper()
-	d, h := testDeps(t)
-	h.router = NewRouter(d)
-	return h
+// fakeSystem records reboots.
+type fakeSystem struct {
+	mu      sync.Mutex
+	reboots int
 }
 
-// do sends one request; auth is the whole Authorization header, "" for none.
-func (h *harness) do(t *testing.T, method, target, auth, body string) *httptest.ResponseRecorder {
-	t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req := httptest.NewRequest(method, target, rd)
-	if auth != "" {
-		req.Header.Set("Authorization", auth)
-	}
-	w := httptest.NewRecorder()
-	h.router.ServeHTTP(w, req)
-	return w
+func (f *fakeSystem) Reboot(ctx context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reboots++
+	return nil
 }

@@ -1,6 +1,10 @@
 // Package webui is relaygate's management HTTP interface: the JSON API under
-// /api/v1, Prometheus /metrics and (later) the browser UI, served over HTTPS
-// on the management interface only.
+// /api/v1, Prometheus /metrics and the browser UI, served over HTTPS on the
+// management interface only.
+//
+// One file per feature (hosts.go, events.go, policy.go, system.go, ...)
+// holds its pages and its API and registers their routes; router.go keeps
+// the middleware and calls each feature's routes function.
 //
 // The package owns the small interfaces it consumes (Events, Tokens,
 // Admins, SeriesSource, ConfigManager, StatusSource, ...) over the plain
@@ -12,7 +16,7 @@
 // test (configuration, status, reboot, evidence), and httptest.
 //
 // Authentication is by "Authorization: Bearer <token>" (scripts) or by a
-// session cookie (the browser UI, see auth.go), with a CSRF token on every
+// session cookie (the browser UI, see session.go), with a CSRF token on every
 // state-changing browser request and login throttling. There is no default
 // password: the first start prints a one-time setup token (PrepareSetup).
 package webui
