@@ -24,8 +24,6 @@ const (
 // Host is one entry of the passive inventory, as the web UI shows it.
 type Host struct {
 	store.HostSeen
-	// Label names the host's subnet (inspect.labels, longest prefix), e.g. "Koror office".
-	Label string `json:"label"`
 	// Relay is the name of the relay the address belongs to, if any.
 	Relay string `json:"relay,omitempty"`
 	// Evidence says whether a pcap is available (HostPcap).
@@ -241,7 +239,8 @@ func (in *Inspector) Host(ctx context.Context, addr netip.Addr) (Host, error) {
 
 func (in *Inspector) decorate(r store.HostSeen) Host {
 	cfg := in.cfg.Load()
-	h := Host{HostSeen: r, Label: labelFor(cfg.labels, r.Addr)}
+	r.Label = labelFor(cfg.labels, r.Addr) // longest prefix
+	h := Host{HostSeen: r}
 	if rel, ok := cfg.policy.Relay(r.Addr); ok {
 		h.Relay = rel.Name
 	}

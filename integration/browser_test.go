@@ -43,7 +43,7 @@ type browserWant struct {
 }
 
 // dashboardLabels are the blocked card's label per language, as in
-// webui/i18n.go (keys blocked and would_block).
+// webui/i18n/en.json and ja.json (keys blocked and would_block).
 var dashboardLabels = []struct {
 	lang, blocked, wouldBlock string
 }{

@@ -29,6 +29,10 @@ type HostSeen struct {
 	RemoteMXs      []string   `json:"remote_mxs"`
 	AuthMechs      []string   `json:"auth_mechs"`
 	RDNS           string     `json:"rdns"`
+	// Label names the host's subnet (inspect.labels), e.g. "Koror office".
+	// It is not stored: the inspect package sets it when it serves the
+	// inventory, so the store leaves it empty.
+	Label string `json:"label,omitempty"`
 }
 
 // HostDelta is what the inventory learned about a host since its last

@@ -9,9 +9,11 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/url"
 	"os"
@@ -73,6 +75,10 @@ type Options struct {
 	// first time right after Open. Zero means DefaultPruneInterval; negative
 	// disables background pruning (Prune can still be called).
 	PruneInterval time.Duration
+	// Rand is the source of the random bytes of API tokens; nil means
+	// crypto/rand. It must be safe for concurrent use. Tests set a seeded
+	// source to know their tokens.
+	Rand io.Reader
 }
 
 // Store is the event store. Its methods are safe for concurrent use.
@@ -81,6 +87,7 @@ type Store struct {
 	path string
 	log  *slog.Logger
 	now  func() time.Time
+	rand io.Reader
 
 	limitsMu  sync.Mutex
 	retention time.Duration
@@ -184,6 +191,9 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.Rand == nil {
+		opts.Rand = rand.Reader
+	}
 	if opts.QueueSize <= 0 {
 		opts.QueueSize = DefaultQueueSize
 	}
@@ -195,6 +205,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		path:       path,
 		log:        log,
 		now:        opts.Now,
+		rand:       opts.Rand,
 		queue:      make(chan event.Event, opts.QueueSize),
 		flushReq:   make(chan chan error),
 		stop:       make(chan struct{}),

@@ -2,13 +2,13 @@ package store
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"database/sql"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -44,7 +44,7 @@ func (s *Store) CreateToken(ctx context.Context, name string) (string, error) {
 		return "", fmt.Errorf("create token: name must be 1 to 100 characters, got %q", name)
 	}
 	var b [32]byte
-	if _, err := rand.Read(b[:]); err != nil {
+	if _, err := io.ReadFull(s.rand, b[:]); err != nil {
 		return "", fmt.Errorf("create token: %w", err)
 	}
 	token := TokenPrefix + base64.RawURLEncoding.EncodeToString(b[:])

@@ -36,12 +36,13 @@ func newBrowserEnv(t *testing.T) *browserEnv {
 	headless.SkipWithout(t)
 	d, h := testDeps(t)
 	now := time.Now()
-	fillLab(h, now)
+	fillLab(t, h, now)
 	dataDir := t.TempDir()
 	h.config.cur.DataDir = dataDir
 	h.config.cur.Mode = config.Monitor
 	d.Evidence = &fakeEvidence{addrs: map[netip.Addr]bool{netip.MustParseAddr("10.20.0.50"): true}}
-	d.Inventory = labInventory(now)
+	h.store.addLabInventory(t, now)
+	d.Inventory = h.store
 	d.Logger = nil // the browser's requests would flood the test log
 	h.router = NewRouter(d)
 	srv := httptest.NewTLSServer(h.router)
@@ -120,7 +121,7 @@ func (e *browserEnv) publish(src, name string) {
 // switch with its list of hosts, backup and restore.
 func TestBrowser(t *testing.T) {
 	e := newBrowserEnv(t)
-	d := Deps{Admins: e.h.admins, Logger: nil}
+	d := Deps{Admins: e.h.store, Logger: nil}
 	token, err := PrepareSetup(e.ctx, d, e.dataDir, io.Discard)
 	if err != nil {
 		t.Fatal(err)

@@ -3,17 +3,11 @@ package webui
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"mime/multipart"
-	"net/http"
 	"path/filepath"
 	"sync"
 	"time"
-
-	"github.com/gin-gonic/gin"
 
 	"github.com/relaygate/relaygate/config"
 )
@@ -84,76 +78,4 @@ func (cs *certStore) replace(certPEM, keyPEM []byte, now time.Time) (string, err
 	cs.cert = &cert
 	cs.mu.Unlock()
 	return fingerprint(cert.Certificate[0]), nil
-}
-
-// readUpload reads one uploaded file of at most limit bytes.
-func readUpload(fh *multipart.FileHeader, limit int64) ([]byte, error) {
-	if fh.Size > limit {
-		return nil, fmt.Errorf("%s larger than %d bytes", fh.Filename, limit)
-	}
-	f, err := fh.Open()
-	if err != nil {
-		return nil, fmt.Errorf("read upload: %w", err)
-	}
-	defer f.Close()
-	return io.ReadAll(io.LimitReader(f, limit))
-}
-
-// maxPEMBytes bounds an uploaded certificate chain or key.
-const maxPEMBytes = 64 << 10
-
-// postCertificate replaces the HTTPS certificate (multipart fields "cert"
-// and "key", PEM).
-func (s *server) postCertificate(c *gin.Context) {
-	if s.certs == nil {
-		s.renderMessage(c, http.StatusNotImplemented, "cert_none")
-		return
-	}
-	var pems [2][]byte
-	var err error
-	for i, field := range []string{"cert", "key"} {
-		var fh *multipart.FileHeader
-		if fh, err = c.FormFile(field); err != nil {
-			err = fmt.Errorf("no file uploaded (field %q)", field)
-			break
-		}
-		if pems[i], err = readUpload(fh, maxPEMBytes); err != nil {
-			break
-		}
-	}
-	var fp string
-	if err == nil {
-		fp, err = s.certs.replace(pems[0], pems[1], s.now())
-	}
-	if err != nil {
-		s.systemPage(c, http.StatusBadRequest, gin.H{"CertError": err.Error()})
-		return
-	}
-	s.audit(c, "", "certificate.replace", "HTTPS certificate replaced, SHA-256 "+fp)
-	s.log.Info("HTTPS certificate replaced", "cert_sha256", fp, "actor", c.GetString(actorKey))
-	c.Redirect(http.StatusSeeOther, "/system?cert=1")
-}
-
-// apiCertificate answers POST /api/v1/system/certificate
-// {"cert_pem": "...", "key_pem": "..."} with the new certificate's info.
-func (s *server) apiCertificate(c *gin.Context) {
-	if s.certs == nil {
-		abortError(c, http.StatusNotImplemented, "the certificate cannot be replaced here")
-		return
-	}
-	var req struct {
-		CertPEM string `json:"cert_pem"`
-		KeyPEM  string `json:"key_pem"`
-	}
-	if err := json.NewDecoder(io.LimitReader(c.Request.Body, 3*maxPEMBytes)).Decode(&req); err != nil {
-		abortError(c, http.StatusBadRequest, fmt.Sprintf("invalid JSON body (want {\"cert_pem\": \"...\", \"key_pem\": \"...\"}): %v", err))
-		return
-	}
-	fp, err := s.certs.replace([]byte(req.CertPEM), []byte(req.KeyPEM), s.now())
-	if err != nil {
-		abortError(c, http.StatusBadRequest, err.Error())
-		return
-	}
-	s.audit(c, "", "certificate.replace", "HTTPS certificate replaced, SHA-256 "+fp)
-	c.JSON(http.StatusOK, s.certs.info())
 }

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"crypto/tls"
 	"encoding/json"
-	"io"
-	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -16,23 +14,15 @@ import (
 	"time"
 )
 
+// multipartFiles posts files (form field -> content, named field.pem) as
+// multipart/form-data with the CSRF token.
 func (b *browser) multipartFiles(target string, files map[string]string) *httptest.ResponseRecorder {
 	b.t.Helper()
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	mw.WriteField(csrfField, b.csrf)
+	named := map[string][2]string{}
 	for field, content := range files {
-		fw, _ := mw.CreateFormFile(field, field+".pem")
-		io.WriteString(fw, content)
+		named[field] = [2]string{field + ".pem", content}
 	}
-	mw.Close()
-	req := httptest.NewRequest("POST", target, &buf)
-	req.RemoteAddr = b.remote
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	req.AddCookie(&http.Cookie{Name: SessionCookie, Value: b.cookie})
-	w := httptest.NewRecorder()
-	b.h.router.ServeHTTP(w, req)
-	return w
+	return b.postFiles(target, named)
 }
 
 func TestCertificateUpload(t *testing.T) {
@@ -84,7 +74,7 @@ func TestCertificateUpload(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(dir, GeneratedCertFile+".prev")); !bytes.Equal(b, oldCert) {
 		t.Error("previous certificate not kept as .prev")
 	}
-	if e := h.audit.last(); e.Action != "certificate.replace" || !strings.Contains(e.Detail, cs.info().SHA256) {
+	if e := h.auditLast(t); e.Action != "certificate.replace" || !strings.Contains(e.Detail, cs.info().SHA256) {
 		t.Errorf("audit %+v", e)
 	}
 

@@ -23,10 +23,10 @@ func TestDataPathShown(t *testing.T) {
 			t.Run(lang+"/"+dp.word, func(t *testing.T) {
 				h, b := loggedIn(t)
 				b.lang = lang
-				fillLab(h, time.Now())
+				fillLab(t, h, time.Now())
 				h.status.st.Mode, h.status.st.DataPath = dp.mode, dp.word
 				h.status.st.Serving = dp.word == DataPathDiverting || dp.word == DataPathWatching
-				want := catalog()[lang]["data_path_"+dp.word]
+				want := testCatalog(t)[lang]["data_path_"+dp.word]
 				if want == "" {
 					t.Fatalf("catalog %s lacks data_path_%s", lang, dp.word)
 				}
@@ -59,9 +59,18 @@ func TestDataPathShown(t *testing.T) {
 			t.Fatalf("dash-labels: %v: %s", err, m[1])
 		}
 		for _, w := range []string{DataPathDiverting, DataPathFailSafe, DataPathWatching, DataPathNotWatching} {
-			if got, want := labels["data_path_"+w], catalogEN["data_path_"+w]; got != want {
+			if got, want := labels["data_path_"+w], testCatalog(t)["en"]["data_path_"+w]; got != want {
 				t.Errorf("dash-labels[data_path_%s] = %q, want %q", w, got, want)
 			}
 		}
 	})
+}
+
+func testCatalog(t *testing.T) map[string]map[string]string {
+	t.Helper()
+	cats, err := loadCatalog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cats
 }

@@ -2,7 +2,6 @@ package webui
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net/netip"
 	"time"
@@ -11,42 +10,22 @@ import (
 	"github.com/relaygate/relaygate/store"
 )
 
-// ErrNotFound is what implementations of the interfaces below wrap when
-// the record asked for does not exist.
-var ErrNotFound = errors.New("not found")
-
-// ErrExists is what Admins.CreateFirstUser wraps when an administrator
-// exists already.
-var ErrExists = errors.New("already exists")
-
-// Session is a browser login. Only the SHA-256 of the cookie is stored.
-type Session struct {
-	IDHash   []byte
-	Username string
-	// CSRF is the token every state-changing request of the session carries.
-	CSRF     string
-	Created  time.Time
-	LastSeen time.Time
-	// Remote is the client address at login.
-	Remote string
-}
-
 // Admins stores the administrators, their sessions and small settings
-// (the setup token's hash).
+// (the setup token's hash). *store.Store implements it.
 type Admins interface {
 	UserCount(ctx context.Context) (int, error)
-	// CreateFirstUser creates the first administrator; it wraps ErrExists
-	// when one exists.
+	// CreateFirstUser creates the first administrator; it wraps
+	// store.ErrExists when one exists.
 	CreateFirstUser(ctx context.Context, username, passwordHash string) error
-	// PasswordHash returns the user's password hash; ok is false for an
+	// User returns the administrator; it wraps store.ErrNotFound for an
 	// unknown user.
-	PasswordHash(ctx context.Context, username string) (hash string, ok bool, err error)
+	User(ctx context.Context, username string) (store.User, error)
 	SetPasswordHash(ctx context.Context, username, passwordHash string) error
 
-	CreateSession(ctx context.Context, s Session) error
-	// Session returns the session with the given id hash; ok is false
-	// when there is none.
-	Session(ctx context.Context, idHash []byte) (s Session, ok bool, err error)
+	CreateSession(ctx context.Context, s store.Session) error
+	// Session returns the session with the given id hash; it wraps
+	// store.ErrNotFound when there is none.
+	Session(ctx context.Context, idHash []byte) (store.Session, error)
 	TouchSession(ctx context.Context, idHash []byte, t time.Time) error
 	DeleteSession(ctx context.Context, idHash []byte) error
 	DeleteUserSessions(ctx context.Context, username string) error
@@ -57,53 +36,23 @@ type Admins interface {
 	TakeSetting(ctx context.Context, key string) (string, bool, error)
 }
 
-// AuditEntry is one administrative change.
-type AuditEntry struct {
-	ID     int64     `json:"id"`
-	Time   time.Time `json:"time"`
-	Actor  string    `json:"actor"`
-	Action string    `json:"action"`
-	Detail string    `json:"detail"`
-	Remote string    `json:"remote"`
-}
-
-// AuditLog is the admin audit log.
+// AuditLog is the admin audit log. *store.Store implements it.
 type AuditLog interface {
 	// Audit appends an entry; a zero Time means now.
-	Audit(ctx context.Context, a AuditEntry) error
+	Audit(ctx context.Context, a store.AuditEntry) error
 	// AuditLog returns the newest entries first, at most limit.
-	AuditLog(ctx context.Context, limit int) ([]AuditEntry, error)
-}
-
-// TokenInfo describes an API bearer token (never the token itself).
-type TokenInfo struct {
-	ID       int64     `json:"id"`
-	Name     string    `json:"name"`
-	Created  time.Time `json:"created"`
-	LastUsed time.Time `json:"last_used"`
+	AuditLog(ctx context.Context, limit int) ([]store.AuditEntry, error)
 }
 
 // TokenManager creates, lists and revokes API bearer tokens.
+// *store.Store implements it.
 type TokenManager interface {
 	// CreateToken returns a new token named name; it is shown once.
 	CreateToken(ctx context.Context, name string) (string, error)
-	ListTokens(ctx context.Context) ([]TokenInfo, error)
-	// RevokeToken deletes a token; it wraps ErrNotFound for an unknown id.
+	Tokens(ctx context.Context) ([]store.TokenInfo, error)
+	// RevokeToken deletes a token; it wraps store.ErrNotFound for an
+	// unknown id.
 	RevokeToken(ctx context.Context, id int64) error
-}
-
-// Point is one minute of a per-minute series.
-type Point struct {
-	Metric string    `json:"metric"`
-	Key    string    `json:"key"`
-	Minute time.Time `json:"minute"`
-	Value  int64     `json:"value"`
-}
-
-// KeyTotal is a series key's sum over a time range.
-type KeyTotal struct {
-	Key   string `json:"key"`
-	Value int64  `json:"value"`
 }
 
 // Series metric names the UI draws: the store's.
@@ -116,22 +65,21 @@ const (
 	MetricShed                = store.SeriesShed                // key: ruleset counter name
 )
 
-// SeriesSource reads the per-minute series.
+// SeriesSource reads the per-minute series. *store.Store implements it.
 type SeriesSource interface {
-	// Series returns the points of metric (every key when key is empty)
-	// with since <= minute < until (zero: unbounded), oldest first. Over
-	// the store's cap it returns the newest points.
-	Series(ctx context.Context, metric, key string, since, until time.Time) ([]Point, error)
+	// Series returns the points of q (every key when q.Key is empty),
+	// oldest first. Over the store's cap it returns the newest points.
+	Series(ctx context.Context, q store.SeriesQuery) ([]store.Point, error)
 	// SeriesNewest is Series with a cap: at most limit points, the newest,
 	// oldest first; truncated reports that older points were left out (the
 	// minutes in the answer are then whole: every key of each).
-	SeriesNewest(ctx context.Context, metric, key string, since, until time.Time, limit int) (pts []Point, truncated bool, err error)
+	SeriesNewest(ctx context.Context, q store.SeriesQuery, limit int) (pts []store.Point, truncated bool, err error)
 	// SeriesTotals returns, per minute, the sum of metric over all its
 	// keys (points with Key ""), with since <= minute < until (zero:
 	// unbounded), oldest first; exact however many keys there are.
-	SeriesTotals(ctx context.Context, metric string, since, until time.Time) ([]Point, error)
+	SeriesTotals(ctx context.Context, metric string, since, until time.Time) ([]store.Point, error)
 	// TopKeys returns the n keys of metric with the largest sums since.
-	TopKeys(ctx context.Context, metric string, since time.Time, n int) ([]KeyTotal, error)
+	TopKeys(ctx context.Context, metric string, since time.Time, n int) ([]store.KeyTotal, error)
 }
 
 // Evidence serves the pcap evidence kept for offending hosts (passive
@@ -140,7 +88,7 @@ type Evidence interface {
 	// HasEvidence reports whether there is a capture for addr.
 	HasEvidence(ctx context.Context, addr netip.Addr) bool
 	// WritePcap writes the capture for addr in pcap format; it wraps
-	// ErrNotFound when there is none (before writing anything).
+	// store.ErrNotFound when there is none (before writing anything).
 	WritePcap(ctx context.Context, w io.Writer, addr netip.Addr) error
 }
 
@@ -163,29 +111,14 @@ type ManagementNetwork interface {
 	Save(ctx context.Context, s mgmtnet.Settings) (*mgmtnet.Result, error)
 }
 
-// SeenHost is what passive inspection learned about a client address that
-// spoke SMTP on the wire.
-type SeenHost struct {
-	Addr           netip.Addr `json:"addr"`
-	FirstSeen      time.Time  `json:"first_seen"`
-	LastSeen       time.Time  `json:"last_seen"`
-	Flows          int64      `json:"flows"`
-	Messages       int64      `json:"messages"`
-	EncryptedFlows int64      `json:"encrypted_flows"`
-	RcptDomains    []string   `json:"rcpt_domains"`
-	RemoteMXs      []string   `json:"remote_mxs"`
-	AuthMechs      []string   `json:"auth_mechs"`
-	// RDNS is the reverse DNS name, if looked up.
-	RDNS string `json:"rdns"`
-	// Label names the host's subnet (inspect.labels), e.g. "Koror office".
-	Label string `json:"label,omitempty"`
-}
-
 // Inventory is passive inspection's host inventory. Optional: without it
-// the hosts pages show what the events say.
+// the hosts pages show what the events say. *store.Store implements it
+// (without subnet labels); the inspector adds what it has not written yet
+// and the labels.
 type Inventory interface {
 	// HostsSeen returns the inventory, most recently seen first.
-	HostsSeen(ctx context.Context, limit int) ([]SeenHost, error)
-	// HostSeen returns one host; ok is false when it was not seen.
-	HostSeen(ctx context.Context, addr netip.Addr) (h SeenHost, ok bool, err error)
+	HostsSeen(ctx context.Context, limit int) ([]store.HostSeen, error)
+	// HostSeenByAddr returns one host; it wraps store.ErrNotFound when
+	// the host was not seen.
+	HostSeenByAddr(ctx context.Context, addr netip.Addr) (store.HostSeen, error)
 }

@@ -3,84 +3,86 @@ package webui
 import (
 	"context"
 	"io"
-	"net/http"
-	"net/http/httptest"
-	"strings"
+	"net/netip"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/relaygate/relaygate/config"
 	"github.com/relaygate/relaygate/event"
+	"github.com/relaygate/relaygate/store"
 )
 
-// fakeEvents is an in-memory Events that records its calls.
-type fakeEvents struct {
-	mu         sync.Mutex
-	events     []event.Event
-	hosts      []Host
-	err        error
-	queries    []EventQuery
-	hostLimits []int
-	// filter applies the query like the store does (lab data).
-	filter bool
+// spyStore is the real store, counting the calls the API tests check
+// (the store must not be asked before a request is authenticated and
+// valid) and failing reads on demand.
+type spyStore struct {
+	*store.Store
+
+	mu          sync.Mutex
+	queries     []store.Query
+	hostLimits  []int
+	tokenChecks int
+	// eventsErr and tokensErr make Events and Hosts, or CheckToken, fail
+	// as a broken database would.
+	eventsErr, tokensErr error
 }
 
-func (f *fakeEvents) Events(ctx context.Context, q EventQuery) ([]event.Event, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.queries = append(f.queries, q)
-	if f.err != nil {
-		return nil, f.err
+func (s *spyStore) Events(ctx context.Context, q store.Query) ([]event.Event, error) {
+	s.mu.Lock()
+	s.queries = append(s.queries, q)
+	err := s.eventsErr
+	s.mu.Unlock()
+	if err != nil {
+		return nil, err
 	}
-	if f.filter {
-		var out []event.Event
-		for _, e := range f.events {
-			if (q.Kind != "" && e.Kind != q.Kind) || (q.Client.IsValid() && e.Client != q.Client) ||
-				(!q.Since.IsZero() && e.Time.Before(q.Since)) || (!q.Until.IsZero() && !e.Time.Before(q.Until)) ||
-				(q.Text != "" && !strings.Contains(strings.Join([]string{e.Helo, e.MailFrom, strings.Join(e.Rcpt, " "), e.Detail, e.Reply}, "\n"), q.Text)) {
-				continue
-			}
-			out = append(out, e)
-		}
-		return out, nil
+	return s.Store.Events(ctx, q)
+}
+
+func (s *spyStore) Hosts(ctx context.Context, limit int) ([]store.Host, error) {
+	s.mu.Lock()
+	s.hostLimits = append(s.hostLimits, limit)
+	err := s.eventsErr
+	s.mu.Unlock()
+	if err != nil {
+		return nil, err
 	}
-	return append([]event.Event(nil), f.events...), nil
+	return s.Store.Hosts(ctx, limit)
 }
 
-func (f *fakeEvents) Hosts(ctx context.Context, limit int) ([]Host, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.hostLimits = append(f.hostLimits, limit)
-	if f.err != nil {
-		return nil, f.err
+func (s *spyStore) CheckToken(ctx context.Context, token string) (string, bool, error) {
+	s.mu.Lock()
+	s.tokenChecks++
+	err := s.tokensErr
+	s.mu.Unlock()
+	if err != nil {
+		return "", false, err
 	}
-	return append([]Host(nil), f.hosts...), nil
+	return s.Store.CheckToken(ctx, token)
 }
 
-func (f *fakeEvents) calls() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.queries) + len(f.hostLimits)
+// calls returns how often events or hosts were read.
+func (s *spyStore) calls() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.queries) + len(s.hostLimits)
 }
 
-// fakeTokens maps tokens to names.
-type fakeTokens struct {
-	mu     sync.Mutex
-	tokens map[string]string
-	err    error
-	n      int
-}
-
-func (f *fakeTokens) CheckToken(ctx context.Context, token string) (string, bool, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.n++
-	if f.err != nil {
-		return "", false, f.err
+// record stores events (their IDs are the store's: 1, 2, ... in the
+// order given) and their outcome series.
+func (s *spyStore) record(t *testing.T, evs ...event.Event) {
+	t.Helper()
+	for _, e := range evs {
+		s.Record(e)
 	}
-	name, ok := f.tokens[token]
-	return name, ok, nil
+	s.flush(t)
+}
+
+// flush writes what was recorded or added to the series.
+func (s *spyStore) flush(t *testing.T) {
+	t.Helper()
+	if err := s.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // applyCall is one recorded ConfigManager.Apply.
@@ -134,120 +136,40 @@ func (f *fakeStatus) Status(ctx context.Context) Status {
 	return f.st
 }
 
-const (
-	goodToken  = "rg_s3cr3t-Token.value~1"
-	actorName  = "admin-laptop"
-	remoteIP   = "192.0.2.1" // httptest.NewRequest's RemoteAddr
-	metricText = "# HELP relaygate_up Whether relaygate is up.\n# TYPE relaygate_up gauge\nrelaygate_up 1\n"
-)
-
-const testConfigYAML = `mode: enforce
-interfaces:
-  bridge: br0
-  inside: eth1
-  outside: eth2
-  management: eth0
-relays:
-  - name: mail-relay
-    address: 10.10.0.25/32
-data_dir: /var/lib/relaygate
-`
-
-// harness is a router with fakes behind it.
-type harness struct {
-	router http.Handler
-	events *fakeEvents
-	tokens *fakeTokens
-	config *fakeConfig
-	status *fakeStatus
-
-	admins   *memAdmins
-	audit    *memAudit
-	tokAdmin *memTokens
-	series   *memSeries
-	clock    *testClock
+// lockedReader makes a reader safe for concurrent use.
+type lockedReader struct {
+	mu sync.Mutex
+	r  io.Reader
 }
 
-// testClock is an injectable clock: the real time plus what Advance added.
-type testClock struct {
-	mu  sync.Mutex
-	off time.Duration
+func (l *lockedReader) Read(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.r.Read(p)
 }
 
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.off)
-}
+// fakeEvidence has captures for some addresses.
+type fakeEvidence struct{ addrs map[netip.Addr]bool }
 
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.off += d
-	c.mu.Unlock()
-}
+func (f *fakeEvidence) HasEvidence(ctx context.Context, a netip.Addr) bool { return f.addrs[a] }
 
-func mustParse(t *testing.T, yaml string) *config.Config {
-	t.Helper()
-	c, err := config.Parse([]byte(yaml))
-	if err != nil {
-		t.Fatalf("config.Parse: %v", err)
+func (f *fakeEvidence) WritePcap(ctx context.Context, w io.Writer, a netip.Addr) error {
+	if !f.addrs[a] {
+		return store.ErrNotFound
 	}
-	return c
+	_, err := io.WriteString(w, "\xd4\xc3\xb2\xa1fake pcap")
+	return err
 }
 
-func testDeps(t *testing.T) (Deps, *harness) {
-	t.Helper()
-	h := &harness{
-		events: &fakeEvents{},
-		tokens: &fakeTokens{tokens: map[string]string{goodToken: actorName}},
-		config: &fakeConfig{cur: mustParse(t, testConfigYAML)},
-		status: &fakeStatus{},
-		admins: newMemAdmins(),
-		audit:  &memAudit{},
-		series: &memSeries{},
-		clock:  &testClock{},
-	}
-	h.tokAdmin = &memTokens{check: h.tokens}
-	d := Deps{
-		Admins:     h.admins,
-		Audit:      h.audit,
-		TokenAdmin: h.tokAdmin,
-		Series:     h.series,
-		Now:        h.clock.Now,
-		argon:      &testArgon,
-		Console:    io.Discard,
-		Logger:     testLogger(t),
-		Events:     h.events,
-		Tokens:     h.tokens,
-		Config:     h.config,
-		Status:     h.status,
-		Metrics: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-			io.WriteString(w, metricText)
-		}),
-	}
-	return d, h
+// fakeSystem records reboots.
+type fakeSystem struct {
+	mu      sync.Mutex
+	reboots int
 }
 
-func newHarness(t *testing.T) *harness {
-	t.Helper()
-	d, h := testDeps(t)
-	h.router = NewRouter(d)
-	return h
-}
-
-// do sends one request; auth is the whole Authorization header, "" for none.
-func (h *harness) do(t *testing.T, method, target, auth, body string) *httptest.ResponseRecorder {
-	t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req := httptest.NewRequest(method, target, rd)
-	if auth != "" {
-		req.Header.Set("Authorization", auth)
-	}
-	w := httptest.NewRecorder()
-	h.router.ServeHTTP(w, req)
-	return w
+func (f *fakeSystem) Reboot(ctx context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reboots++
+	return nil
 }

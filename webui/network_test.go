@@ -74,7 +74,7 @@ func TestNetworkAPI(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before, _ := os.ReadFile(f.Path)
-			auditBefore := len(h.audit.actions())
+			auditBefore := len(h.auditActions(t))
 			w := h.do(t, "PUT", "/api/v1/system/network", bearer, tc.body)
 			if w.Code != http.StatusBadRequest {
 				t.Fatalf("PUT %s = %d %s, want 400", tc.body, w.Code, w.Body)
@@ -92,7 +92,7 @@ func TestNetworkAPI(t *testing.T) {
 				t.Errorf("fields %v, want %v", body.Fields, tc.fields)
 			}
 			after, _ := os.ReadFile(f.Path)
-			if string(before) != string(after) || rec.count() != 0 || len(h.audit.actions()) != auditBefore {
+			if string(before) != string(after) || rec.count() != 0 || len(h.auditActions(t)) != auditBefore {
 				t.Errorf("a refused change saved, applied or audited: file %q, hook calls %d", after, rec.count())
 			}
 		})
@@ -114,7 +114,7 @@ func TestNetworkAPI(t *testing.T) {
 	if !strings.Contains(string(b), "mode=static\naddress=192.0.2.10/24\ngateway=192.0.2.1\ndns=192.0.2.53\n") {
 		t.Errorf("management.conf:\n%s", b)
 	}
-	if e := h.audit.last(); e.Action != "system.network" || !strings.Contains(e.Detail, "static 192.0.2.10/24 gateway 192.0.2.1 dns 192.0.2.53") || e.Actor != actorName {
+	if e := h.auditLast(t); e.Action != "system.network" || !strings.Contains(e.Detail, "static 192.0.2.10/24 gateway 192.0.2.1 dns 192.0.2.53") || e.Actor != actorName {
 		t.Errorf("audit %+v", e)
 	}
 	if w := h.do(t, "PUT", "/api/v1/system/network", "", `{"mode": "dhcp"}`); w.Code != http.StatusUnauthorized {
@@ -179,7 +179,7 @@ func TestNetworkForm(t *testing.T) {
 	if got, _ := f.Load(); got != (mgmtnet.Settings{Mode: mgmtnet.DHCP}) {
 		t.Errorf("saved %+v, want dhcp", got)
 	}
-	if got := strings.Join(h.audit.actions(), ","); strings.Count(got, "system.network") != 2 {
+	if got := strings.Join(h.auditActions(t), ","); strings.Count(got, "system.network") != 2 {
 		t.Errorf("audit actions %s, want two system.network", got)
 	}
 	// Japanese page.

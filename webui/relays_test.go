@@ -36,15 +36,10 @@ func TestRelayNamesAsPolicy(t *testing.T) {
 	pol := policy.New(h.config.cur)
 	now := time.Now().UTC()
 	a := netip.MustParseAddr
-	h.events.filter = true
-	h.events.events = []event.Event{
-		{ID: 1, Time: now.Add(-2 * time.Minute), Kind: event.Relayed, Client: a("10.10.0.25"), Relay: "narrow", Code: 250},
-		{ID: 2, Time: now.Add(-time.Minute), Kind: event.Relayed, Client: a("10.10.7.7"), Relay: "wide", Code: 250},
-	}
-	h.events.hosts = []Host{
-		{Addr: a("10.10.0.25"), Attempts: 1, Relayed: 1, FirstSeen: now.Add(-2 * time.Minute), LastSeen: now.Add(-2 * time.Minute)},
-		{Addr: a("10.10.7.7"), Attempts: 1, Relayed: 1, FirstSeen: now.Add(-time.Minute), LastSeen: now.Add(-time.Minute)},
-	}
+	h.store.record(t,
+		event.Event{Time: now.Add(-2 * time.Minute), Kind: event.Relayed, Client: a("10.10.0.25"), Relay: "narrow", Code: 250},
+		event.Event{Time: now.Add(-time.Minute), Kind: event.Relayed, Client: a("10.10.7.7"), Relay: "wide", Code: 250},
+	)
 	b := h.adminBrowser(t, d)
 
 	hostsPage := b.do("GET", "/hosts", nil, nil).Body.String()

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/relaygate/relaygate/store"
 )
 
 // templatesFS holds the server-rendered pages: layout.html wraps each
@@ -130,7 +132,7 @@ func (s *server) newPage(c *gin.Context, page, nav string) *pageData {
 	p := &pageData{page: page, Lang: lang, OtherLang: other, M: s.catalog[lang], Nav: nav,
 		LangURL: c.Request.URL.Path + "?" + q.Encode()}
 	if v, ok := c.Get(sessionKey); ok {
-		se := v.(*Session)
+		se := v.(*store.Session)
 		p.User, p.CSRF = se.Username, se.CSRF
 	}
 	return p
@@ -168,3 +170,6 @@ func (s *server) pageError(c *gin.Context, status int, op string, err error) {
 	s.log.Error(op, "err", err, "path", c.Request.URL.Path)
 	s.renderMessage(c, status, "err_internal")
 }
+
+// msg returns a catalog entry in the request's language.
+func (s *server) msg(c *gin.Context, key string) string { return s.catalog[pickLang(c)][key] }

@@ -2,13 +2,9 @@ package webui
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"mime/multipart"
 	"net/http"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -16,6 +12,17 @@ import (
 	"github.com/relaygate/relaygate/reputation"
 	"github.com/relaygate/relaygate/store"
 )
+
+// reputationRoutes registers the reputation watch and its test alerts.
+func (s *server) reputationRoutes(ui, api *gin.RouterGroup) {
+	ui.GET("/reputation", s.pageReputation)
+	ui.POST("/reputation/check", s.postReputationCheck)
+	ui.POST("/reputation/alerts/test", s.postAlertTest)
+	api.GET("/reputation", s.getReputation)
+	api.GET("/reputation/history", s.getReputationHistory)
+	api.POST("/reputation/check", s.apiReputationCheck)
+	api.POST("/alerts/test", s.apiAlertTest)
+}
 
 // Reputation is the reputation watch (blocklists, SPF, open-relay
 // self-test). Optional: without it the page says it is not running.
@@ -214,144 +221,4 @@ func (s *server) postAlertTest(c *gin.Context) {
 		return
 	}
 	s.reputationPage(c, http.StatusOK, s.msg(c, "alert_sent")+" ("+ch+")", "", nil)
-}
-
-// msg returns a catalog entry in the request's language.
-func (s *server) msg(c *gin.Context, key string) string { return s.catalog[pickLang(c)][key] }
-
-// apiUpdate hands the firmware update API to the appliance's updater.
-func (s *server) apiUpdate(c *gin.Context) {
-	if s.update == nil {
-		abortError(c, http.StatusNotImplemented, "firmware update is not available on this installation (it comes with the appliance image)")
-		return
-	}
-	if c.Request.Method == http.MethodPost {
-		s.allowLongUpload(c)
-		s.audit(c, "", "system.update", "firmware bundle uploaded")
-	}
-	s.update.ServeHTTP(c.Writer, c.Request)
-}
-
-// statusRecorder keeps what the updater answered, to show it on the page.
-type statusRecorder struct {
-	header http.Header
-	code   int
-	body   strings.Builder
-}
-
-func (r *statusRecorder) Header() http.Header         { return r.header }
-func (r *statusRecorder) WriteHeader(code int)        { r.code = code }
-func (r *statusRecorder) Write(b []byte) (int, error) { return r.body.Write(b) }
-
-// postUpdate takes a bundle from the System page's form and streams it to
-// the updater as POST /api/v1/system/update?sha256= would, without holding
-// it in memory or in a temporary file. The form's fields arrive in their
-// order on the page: the CSRF token, the checksum, then the file; the
-// token is checked (streamedForm) and the checksum validated before the
-// first byte of the file is read.
-func (s *server) postUpdate(c *gin.Context) {
-	show := func(status int, msg string) { s.systemPage(c, status, gin.H{"UpdateError": msg}) }
-	se := c.MustGet(sessionKey).(*Session)
-	tok := c.GetHeader(csrfHeader)
-	if s.update == nil {
-		if !csrfOK(c, se) {
-			s.renderMessage(c, http.StatusForbidden, "err_csrf")
-			return
-		}
-		show(http.StatusNotImplemented, s.msg(c, "firmware_help"))
-		return
-	}
-	s.allowLongUpload(c)
-	mr, err := c.Request.MultipartReader()
-	if err != nil {
-		show(http.StatusBadRequest, fmt.Sprintf("not a file upload form: %v", err))
-		return
-	}
-	var sum string
-	for {
-		part, err := mr.NextPart()
-		if errors.Is(err, io.EOF) {
-			show(http.StatusBadRequest, "no file uploaded (field \"bundle\")")
-			return
-		}
-		if err != nil {
-			show(http.StatusBadRequest, fmt.Sprintf("read upload: %v", err))
-			return
-		}
-		switch part.FormName() {
-		case csrfField:
-			if tok == "" {
-				tok, err = smallField(part)
-			}
-		case "sha256":
-			sum, err = smallField(part)
-			sum = strings.ToLower(strings.TrimSpace(sum))
-		case "bundle":
-			if !csrfTokenOK(c.Request, se, tok) {
-				s.renderMessage(c, http.StatusForbidden, "err_csrf")
-				return
-			}
-			if len(sum) != 64 || strings.Trim(sum, "0123456789abcdef") != "" {
-				show(http.StatusBadRequest, "sha256: want the 64 hex digits of the bundle's .sha256 file, sent before the file")
-				return
-			}
-			s.streamBundle(c, part, sum, show)
-			return
-		default:
-			_, err = io.Copy(io.Discard, io.LimitReader(part, maxFieldBytes))
-		}
-		if err != nil {
-			show(http.StatusBadRequest, fmt.Sprintf("read field %q: %v", part.FormName(), err))
-			return
-		}
-	}
-}
-
-// maxFieldBytes bounds a text field of the firmware form.
-const maxFieldBytes = 4 << 10
-
-// smallField reads a text field of at most maxFieldBytes.
-func smallField(r io.Reader) (string, error) {
-	b, err := io.ReadAll(io.LimitReader(r, maxFieldBytes+1))
-	if err != nil {
-		return "", err
-	}
-	if len(b) > maxFieldBytes {
-		return "", fmt.Errorf("longer than %d bytes", maxFieldBytes)
-	}
-	return string(b), nil
-}
-
-// streamBundle hands the bundle part to the updater and shows its answer.
-func (s *server) streamBundle(c *gin.Context, part *multipart.Part, sum string, show func(int, string)) {
-	req, err := http.NewRequestWithContext(c.Request.Context(), http.MethodPost, updatePath+"?sha256="+sum, part)
-	if err != nil {
-		show(http.StatusInternalServerError, err.Error())
-		return
-	}
-	req.ContentLength = -1
-	s.audit(c, "", "system.update", fmt.Sprintf("firmware bundle %q uploaded from the System page", part.FileName()))
-	rec := &statusRecorder{header: http.Header{}, code: http.StatusOK}
-	s.update.ServeHTTP(rec, req)
-	if rec.code/100 != 2 {
-		show(http.StatusBadRequest, strings.TrimSpace(rec.body.String()))
-		return
-	}
-	c.Redirect(http.StatusSeeOther, "/system?updating=1")
-}
-
-// updateTimeout bounds reading and applying a firmware bundle: hundreds of
-// MiB streamed to the slot partition, on a slow box or link. The server's
-// ReadTimeout and WriteTimeout are for ordinary requests.
-const updateTimeout = 30 * time.Minute
-
-// allowLongUpload lifts the connection's read and write deadlines for this
-// request (HTTP/1.1 and HTTP/2 alike) to updateTimeout from now.
-func (s *server) allowLongUpload(c *gin.Context) {
-	rc := http.NewResponseController(c.Writer)
-	deadline := time.Now().Add(updateTimeout)
-	if err := errors.Join(rc.SetReadDeadline(deadline), rc.SetWriteDeadline(deadline)); err != nil &&
-		!errors.Is(err, http.ErrNotSupported) {
-		s.log.Warn("extend deadlines for a firmware upload", "err", err)
-	}
 }

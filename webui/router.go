@@ -1,44 +1,16 @@
 package webui
 
 import (
-	"context"
-	"embed"
-	"errors"
 	"fmt"
 	"html/template"
-	"io/fs"
 	"log/slog"
 	"net/http"
-	"net/netip"
-	"path"
 	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
-)
-
-// assets are the embedded pages, styles and scripts: the appliance serves
-// everything itself (no CDN), which also lets the CSP stay at 'self'.
-//
-//go:embed assets
-var assets embed.FS
-
-// Limits and timeouts of the API, in one place.
-const (
-	// DefaultLimit is the number of events or hosts returned without ?limit=.
-	DefaultLimit = 100
-	// MaxLimit is the largest accepted ?limit=.
-	MaxLimit = 10000
-	// MaxConfigBytes bounds a PUT /api/v1/config body.
-	MaxConfigBytes = 1 << 20
-	// maxTextQuery bounds ?q=.
-	maxTextQuery = 256
-	// maxTokenLen bounds a bearer token; longer ones are not looked up.
-	maxTokenLen = 512
-	// storeTimeout bounds one store or token look-up.
-	storeTimeout = 30 * time.Second
 )
 
 // Security headers sent with every response. The CSP allows only the
@@ -49,9 +21,6 @@ const (
 	// IP address or a name in someone else's domain.
 	strictTransportSecurity = "max-age=31536000"
 )
-
-// actorKey is the gin context key holding the authenticated actor's name.
-const actorKey = "relaygate.actor"
 
 // server holds the dependencies of the handlers.
 type server struct {
@@ -157,7 +126,9 @@ func NewRouter(d Deps) *gin.Engine {
 	if s.templates, err = parseTemplates(); err != nil {
 		panic(err)
 	}
-	s.catalog = catalog()
+	if s.catalog, err = loadCatalog(); err != nil {
+		panic(err)
+	}
 
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
@@ -177,120 +148,28 @@ func NewRouter(d Deps) *gin.Engine {
 	r.NoRoute(notFound)
 	r.NoMethod(methodNotAllowed)
 
-	r.GET("/static/*file", s.static)
-	r.GET("/vendor/*file", s.vendor)
-	r.GET("/setup", s.getSetup)
-	r.POST("/setup", s.postSetup)
-	r.GET("/login", s.getLogin)
-	r.POST("/login", s.postLogin)
-
+	// Each feature registers its pages (ui: session cookie) and its API
+	// (api: bearer token or session cookie) in its own file.
+	public := &r.RouterGroup
 	ui := r.Group("/", s.requireLogin)
-	ui.POST("/logout", s.postLogout)
-	ui.GET("/", s.pageDashboard)
-	ui.GET("/hosts", s.pageHosts)
-	ui.GET("/hosts/:addr", s.pageHost)
-	ui.GET("/events", s.pageEvents)
-	ui.GET("/policy", s.pagePolicy)
-	ui.POST("/policy/relays/add", s.postRelayAdd)
-	ui.POST("/policy/relays/update", s.postRelayUpdate)
-	ui.POST("/policy/relays/delete", s.postRelayDelete)
-	ui.GET("/policy/mode", s.pageModeConfirm)
-	ui.POST("/policy/mode", s.postMode)
-	ui.POST("/policy/limits", s.postLimits)
-	ui.GET("/system", s.pageSystem)
-	ui.GET("/system/backup", s.getBackup)
-	ui.POST("/system/restore", s.postRestore)
-	ui.POST("/system/reboot", s.postReboot)
-	ui.POST("/system/certificate", s.postCertificate)
-	ui.POST("/system/update", s.postUpdate)
-	ui.POST("/system/network", s.postNetwork)
-	ui.GET("/reputation", s.pageReputation)
-	ui.POST("/reputation/check", s.postReputationCheck)
-	ui.POST("/reputation/alerts/test", s.postAlertTest)
-	ui.GET("/audit", s.pageAudit)
-	ui.GET("/tokens", s.pageTokens)
-	ui.POST("/tokens", s.postTokenCreate)
-	ui.POST("/tokens/revoke", s.postTokenRevoke)
-	ui.GET("/account", s.pageAccount)
-	ui.POST("/account/password", s.postPassword)
-
 	api := r.Group("/api/v1", s.requireAuth)
-	api.GET("/status", s.getStatus)
-	api.GET("/events", s.getEvents)
-	api.GET("/events.csv", s.getEventsCSV)
-	api.GET("/hosts", s.getHosts)
-	api.GET("/hosts/:addr", s.getHost)
-	api.GET("/hosts/:addr/pcap", s.getHostPcap)
-	api.GET("/config", s.getConfig)
-	api.PUT("/config", s.putConfig)
-	api.GET("/config/backup", s.getBackup)
-	api.POST("/config/restore", s.apiRestore)
-	api.GET("/series", s.getSeries)
-	api.GET("/dashboard", s.getDashboard)
-	api.GET("/mode-preview", s.getModePreview)
-	api.GET("/reputation", s.getReputation)
-	api.GET("/reputation/history", s.getReputationHistory)
-	api.POST("/reputation/check", s.apiReputationCheck)
-	api.POST("/alerts/test", s.apiAlertTest)
-	api.GET("/audit", s.getAudit)
-	api.GET("/tokens", s.getTokens)
-	api.POST("/tokens", s.apiTokenCreate)
-	api.DELETE("/tokens/:id", s.apiTokenRevoke)
-	api.POST("/system/reboot", s.apiReboot)
-	api.GET("/system/update", s.apiUpdate)
-	api.POST("/system/update", s.apiUpdate)
-	api.POST("/system/certificate", s.apiCertificate)
-	api.GET("/system/network", s.getNetwork)
-	api.PUT("/system/network", s.putNetwork)
+	s.assetRoutes(public)
+	s.loginRoutes(public, ui)
+	s.sessionRoutes(ui)
+	s.dashboardRoutes(ui, api)
+	s.hostsRoutes(ui, api)
+	s.eventsRoutes(ui, api)
+	s.policyRoutes(ui, api)
+	s.systemRoutes(ui, api)
+	s.updateRoutes(ui, api)
+	s.reputationRoutes(ui, api)
+	s.auditRoutes(ui, api)
+	s.tokensRoutes(ui, api)
 
 	if s.metrics != nil {
 		r.GET("/metrics", s.requireAuth, gin.WrapH(s.metrics))
 	}
 	return r
-}
-
-// errorBody is every error answer: {"error": "one line"}.
-type errorBody struct {
-	Error string `json:"error"`
-}
-
-func abortError(c *gin.Context, status int, msg string) {
-	c.AbortWithStatusJSON(status, errorBody{Error: msg})
-}
-
-// internalError logs err once, here, and answers a generic 500: store and
-// kernel details are not for the client.
-func (s *server) internalError(c *gin.Context, op string, err error) {
-	if errors.Is(err, context.Canceled) && c.Request.Context().Err() != nil {
-		s.log.Debug("request canceled", "op", op, "err", err)
-	} else {
-		s.log.Error(op, "err", err, "path", c.Request.URL.Path)
-	}
-	abortError(c, http.StatusInternalServerError, "internal error")
-}
-
-// isAPI reports whether the path belongs to the machine interface, which
-// answers JSON errors and must never be cached.
-func isAPI(p string) bool {
-	return p == "/api" || strings.HasPrefix(p, "/api/") || p == "/metrics"
-}
-
-func notFound(c *gin.Context) {
-	if isAPI(c.Request.URL.Path) {
-		abortError(c, http.StatusNotFound, "not found")
-		return
-	}
-	c.Header("Content-Type", "text/plain; charset=utf-8")
-	c.String(http.StatusNotFound, "404 page not found\n")
-}
-
-func methodNotAllowed(c *gin.Context) {
-	// gin has set the Allow header already.
-	if isAPI(c.Request.URL.Path) {
-		abortError(c, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed", c.Request.Method))
-		return
-	}
-	c.String(http.StatusMethodNotAllowed, "405 method not allowed\n")
 }
 
 // securityHeaders sets the headers every response carries.
@@ -330,11 +209,6 @@ func limitBody(c *gin.Context) {
 	}
 	c.Next()
 }
-
-const (
-	updatePath     = "/api/v1/system/update"
-	maxBundleBytes = 2 << 30
-)
 
 // recovery turns a panic in a handler into a logged 500.
 func (s *server) recovery(c *gin.Context) {
@@ -382,96 +256,4 @@ func (s *server) logRequests(c *gin.Context) {
 		attrs = append(attrs, slog.String("actor", a))
 	}
 	s.log.LogAttrs(c.Request.Context(), level, "http request", attrs...)
-}
-
-// remoteAddr is the TCP peer's address, unmapped, without port.
-func remoteAddr(c *gin.Context) string {
-	if ap, err := netip.ParseAddrPort(c.Request.RemoteAddr); err == nil {
-		return ap.Addr().Unmap().WithZone("").String()
-	}
-	return c.Request.RemoteAddr
-}
-
-// bearerRealm is the challenge of every 401. It is the same for a missing,
-// malformed, unknown or revoked token, so that answers never tell whether
-// a token exists.
-const bearerRealm = `Bearer realm="relaygate"`
-
-// bearerActor checks the Authorization header (RFC 6750 section 2.1). On
-// rejection msg says why without telling whether a token exists.
-func (s *server) bearerActor(c *gin.Context) (actor string, ok bool, msg string, err error) {
-	vals := c.Request.Header.Values("Authorization")
-	if len(vals) == 0 {
-		return "", false, "missing bearer token (want header \"Authorization: Bearer <token>\")", nil
-	}
-	const malformed = "malformed Authorization header (want \"Bearer <token>\")"
-	if len(vals) > 1 {
-		return "", false, malformed, nil
-	}
-	scheme, token, found := strings.Cut(vals[0], " ")
-	// The scheme is case-insensitive (RFC 9110 section 11.1).
-	if !found || !strings.EqualFold(scheme, "Bearer") {
-		return "", false, malformed, nil
-	}
-	token = strings.TrimLeft(token, " ")
-	if !validToken(token) {
-		return "", false, malformed, nil
-	}
-	ctx, cancel := context.WithTimeout(c.Request.Context(), s.storeTimeout)
-	defer cancel()
-	name, ok, err := s.tokens.CheckToken(ctx, token)
-	if err != nil {
-		return "", false, "", fmt.Errorf("CheckToken: %w", err)
-	}
-	if !ok {
-		return "", false, "invalid token", nil
-	}
-	return name, true, "", nil
-}
-
-// validToken reports whether t is a b64token (RFC 6750 section 2.1) of
-// sensible length.
-func validToken(t string) bool {
-	if t == "" || len(t) > maxTokenLen {
-		return false
-	}
-	t = strings.TrimRight(t, "=")
-	if t == "" {
-		return false
-	}
-	for i := 0; i < len(t); i++ {
-		b := t[i]
-		switch {
-		case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9':
-		case b == '-', b == '.', b == '_', b == '~', b == '+', b == '/':
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-// static serves embedded files under assets/static, never directory
-// listings.
-func (s *server) static(c *gin.Context) {
-	name := path.Clean("/" + c.Param("file"))
-	name = "assets/static" + name
-	st, err := fs.Stat(assets, name)
-	if err != nil || st.IsDir() {
-		notFound(c)
-		return
-	}
-	http.ServeFileFS(c.Writer, c.Request, assets, name)
-}
-
-// vendor serves the embedded third-party assets (uPlot), never
-// directory listings.
-func (s *server) vendor(c *gin.Context) {
-	name := "assets/vendor" + path.Clean("/"+c.Param("file"))
-	st, err := fs.Stat(assets, name)
-	if err != nil || st.IsDir() {
-		notFound(c)
-		return
-	}
-	http.ServeFileFS(c.Writer, c.Request, assets, name)
 }

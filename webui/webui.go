@@ -1,16 +1,22 @@
 // Package webui is relaygate's management HTTP interface: the JSON API under
-// /api/v1, Prometheus /metrics and (later) the browser UI, served over HTTPS
-// on the management interface only.
+// /api/v1, Prometheus /metrics and the browser UI, served over HTTPS on the
+// management interface only.
+//
+// One file per feature (hosts.go, events.go, policy.go, system.go, ...)
+// holds its pages and its API and registers their routes; router.go keeps
+// the middleware and calls each feature's routes function.
 //
 // The package owns the small interfaces it consumes (Events, Tokens,
-// ConfigManager, StatusSource); the daemon wires the store, the config
-// manager and the status collector into a Deps. Nothing here uses those
-// packages' implementations (only plain data types they define and others
-// share, such as store.ReputationCheck), so the handlers are tested with
-// fakes, or a store in a temp dir, and httptest.
+// Admins, SeriesSource, ConfigManager, StatusSource, ...) over the plain
+// record types the store defines (store.Session, store.Host, store.Point,
+// ...): *store.Store implements every store-backed interface itself, and
+// "not found" and "exists" are store.ErrNotFound and store.ErrExists.
+// Nothing here uses the other packages' implementations, so the handlers
+// are tested with a store in a temp dir, fakes for what cannot run in a
+// test (configuration, status, reboot, evidence), and httptest.
 //
 // Authentication is by "Authorization: Bearer <token>" (scripts) or by a
-// session cookie (the browser UI, see auth.go), with a CSRF token on every
+// session cookie (the browser UI, see session.go), with a CSRF token on every
 // state-changing browser request and login throttling. There is no default
 // password: the first start prints a one-time setup token (PrepareSetup).
 package webui
@@ -21,53 +27,22 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/netip"
 	"time"
 
 	"github.com/relaygate/relaygate/config"
 	"github.com/relaygate/relaygate/event"
+	"github.com/relaygate/relaygate/store"
 )
 
-// EventQuery selects events. Zero fields do not filter.
-type EventQuery struct {
-	// Kind keeps only events of this kind.
-	Kind event.Kind
-	// Client keeps only events from this (unmapped) address.
-	Client netip.Addr
-	// Since and Until bound the event time: Since <= time <= Until.
-	Since, Until time.Time
-	// Text keeps events where helo, mail_from, a recipient, detail or
-	// reply contains it (case-insensitive for ASCII).
-	Text string
-	// Limit is the maximum number of events, newest first; always set
-	// (1..MaxLimit) by the API.
-	Limit int
-}
-
-// Events reads recorded events and per-host aggregates.
+// Events reads recorded events and per-host aggregates. *store.Store
+// implements it.
 type Events interface {
-	// Events returns the events matching q, newest first, at most q.Limit.
-	Events(ctx context.Context, q EventQuery) ([]event.Event, error)
+	// Events returns the events matching q, newest first, at most q.Limit
+	// (always set by the API, 1..MaxLimit).
+	Events(ctx context.Context, q store.Query) ([]event.Event, error)
 	// Hosts returns per-client aggregates, most recently seen first, at
 	// most limit.
-	Hosts(ctx context.Context, limit int) ([]Host, error)
-}
-
-// Host aggregates what one client address did.
-type Host struct {
-	// Addr is the client address, IPv4 never in ::ffff: mapped form.
-	Addr netip.Addr `json:"addr"`
-	// Attempts, Blocked (blocked, refused and would_block), Relayed,
-	// Deferred, Refused and WouldBlock are the outcome counters the
-	// dashboard sums (the store's outcome series).
-	Attempts   int64     `json:"attempts"`
-	Blocked    int64     `json:"blocked"`
-	Relayed    int64     `json:"relayed"`
-	Deferred   int64     `json:"deferred"`
-	Refused    int64     `json:"refused"`
-	WouldBlock int64     `json:"would_block"`
-	FirstSeen  time.Time `json:"first_seen"`
-	LastSeen   time.Time `json:"last_seen"`
+	Hosts(ctx context.Context, limit int) ([]store.Host, error)
 }
 
 // Tokens checks API bearer tokens.

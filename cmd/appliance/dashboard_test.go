@@ -14,7 +14,6 @@ import (
 
 	"github.com/relaygate/relaygate/config"
 	"github.com/relaygate/relaygate/event"
-	"github.com/relaygate/relaygate/store"
 	"github.com/relaygate/relaygate/webui"
 )
 
@@ -28,18 +27,9 @@ func (m modeStatus) Status(ctx context.Context) webui.Status { return webui.Stat
 // recorded, and the dashboard and the host cards agree.
 func TestDashboardFromStore(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	st, err := store.Open(ctx, dir, store.Options{PruneInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	cfg := config.Default()
-	cfg.DataDir = dir
-	cfg.Relays = []config.Relay{{Name: "mail-relay", Address: config.MustParsePrefix("10.10.0.0/16")}, {Name: "relay-narrow", Address: config.MustParsePrefix("10.10.0.25/32")}}
-	ws := webStore{st}
-	deps := webui.Deps{Events: storeEvents{st}, Tokens: st, Config: &testConfig{cfg}, Status: modeStatus{config.Enforce},
-		Admins: ws, Audit: ws, TokenAdmin: ws, Series: ws, Inventory: ws}
+	st, deps := webStoreDeps(t, modeStatus{config.Enforce}, func(cfg *config.Config) {
+		cfg.Relays = []config.Relay{{Name: "mail-relay", Address: config.MustParsePrefix("10.10.0.0/16")}, {Name: "relay-narrow", Address: config.MustParsePrefix("10.10.0.25/32")}}
+	})
 	srv := httptest.NewTLSServer(webui.NewRouter(deps))
 	defer srv.Close()
 	tok, err := st.CreateToken(ctx, "test")

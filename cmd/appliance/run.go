@@ -18,7 +18,6 @@ import (
 
 	"github.com/relaygate/relaygate/bridge"
 	"github.com/relaygate/relaygate/config"
-	"github.com/relaygate/relaygate/event"
 	"github.com/relaygate/relaygate/inspect"
 	"github.com/relaygate/relaygate/mgmtnet"
 	"github.com/relaygate/relaygate/reputation"
@@ -370,26 +369,6 @@ func (d *daemon) Status(ctx context.Context) webui.Status {
 		})
 	}
 	return s
-}
-
-// storeEvents adapts the store to the web UI's query interface.
-type storeEvents struct{ st *store.Store }
-
-func (s storeEvents) Events(ctx context.Context, q webui.EventQuery) ([]event.Event, error) {
-	return s.st.Events(ctx, store.Query{Kind: q.Kind, Client: q.Client, Since: q.Since, Until: q.Until, Text: q.Text, Limit: q.Limit})
-}
-
-func (s storeEvents) Hosts(ctx context.Context, limit int) ([]webui.Host, error) {
-	hs, err := s.st.Hosts(ctx, limit)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]webui.Host, len(hs))
-	for i, h := range hs {
-		out[i] = webui.Host{Addr: h.Addr, Attempts: h.Attempts, Blocked: h.Blocked, Relayed: h.Relayed,
-			Deferred: h.Deferred, Refused: h.Refused, WouldBlock: h.WouldBlock, FirstSeen: h.FirstSeen, LastSeen: h.LastSeen}
-	}
-	return out, nil
 }
 
 // bridgeCollector exports the ruleset's counters and the port statistics.

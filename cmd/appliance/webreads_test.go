@@ -130,7 +130,7 @@ func TestSeriesAPIWideRange(t *testing.T) {
 
 	code, body := api.get(t, "/api/v1/series?metric=blocked&since="+url.QueryEscape(m0.Format(time.RFC3339)))
 	var r struct {
-		Points    []webui.Point `json:"points"`
+		Points    []store.Point `json:"points"`
 		Truncated *bool         `json:"truncated"`
 	}
 	if err := json.Unmarshal(body, &r); code != 200 || err != nil {
@@ -161,7 +161,7 @@ func TestSeriesAPIWideRange(t *testing.T) {
 		t.Errorf("GET /api/v1/series for one key = %d, %d points, truncated %v; want %d, false", code, len(r.Points), r.Truncated, minutes)
 	}
 
-	tot, err := webStore{api.st}.SeriesTotals(ctx, webui.MetricBlocked, m0, newest.Add(time.Minute))
+	tot, err := api.st.SeriesTotals(ctx, webui.MetricBlocked, m0, newest.Add(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}

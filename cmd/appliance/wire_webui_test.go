@@ -37,22 +37,13 @@ type testStatus struct{}
 
 func (testStatus) Status(ctx context.Context) webui.Status { return webui.Status{Mode: config.Monitor} }
 
-// TestWebStore runs the web UI on the real store through the adapters:
+// TestWebStore runs the web UI on the real store wired as webDeps wires it:
 // first-start setup, a session, a token made in the UI used as a bearer
 // token, the audit log, series, logout.
 func TestWebStore(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	st, err := store.Open(ctx, dir, store.Options{PruneInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	cfg := config.Default()
-	cfg.DataDir = dir
-	ws := webStore{st}
-	deps := webui.Deps{Events: storeEvents{st}, Tokens: st, Config: &testConfig{cfg}, Status: testStatus{},
-		Admins: ws, Audit: ws, TokenAdmin: ws, Series: ws, Inventory: ws}
+	st, deps := webStoreDeps(t, testStatus{}, nil)
+	dir := deps.Config.Current().DataDir
 
 	var console bytes.Buffer
 	tok, err := webui.PrepareSetup(ctx, deps, dir, &console)
@@ -118,7 +109,7 @@ func TestWebStore(t *testing.T) {
 		t.Errorf("GET /api/v1/series with the new token = %d %s", code, body)
 	}
 	code, body2 := get("/api/v1/audit", apiTok)
-	var audit struct{ Entries []webui.AuditEntry }
+	var audit struct{ Entries []store.AuditEntry }
 	json.Unmarshal([]byte(body2), &audit)
 	var actions []string
 	for _, e := range audit.Entries {
@@ -148,7 +139,29 @@ func TestWebEvidence(t *testing.T) {
 	if ev.HasEvidence(context.Background(), addr) {
 		t.Error("HasEvidence on an empty inspector = true")
 	}
-	if err := ev.WritePcap(context.Background(), io.Discard, addr); !errors.Is(err, webui.ErrNotFound) {
-		t.Errorf("WritePcap without evidence = %v, want webui.ErrNotFound", err)
+	if err := ev.WritePcap(context.Background(), io.Discard, addr); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("WritePcap without evidence = %v, want store.ErrNotFound", err)
 	}
+}
+
+// webStoreDeps opens a store in a temporary data directory and wires the
+// web UI to it as the daemon does, with status and a default
+// configuration changed by edit (if not nil).
+func webStoreDeps(t *testing.T, status webui.StatusSource, edit func(*config.Config)) (*store.Store, webui.Deps) {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := store.Open(context.Background(), dir, store.Options{PruneInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	cfg := config.Default()
+	cfg.DataDir = dir
+	if edit != nil {
+		edit(cfg)
+	}
+	d := &daemon{store: st}
+	deps := d.webDeps(nil)
+	deps.Config, deps.Status = &testConfig{cfg}, status
+	return st, deps
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,274 +17,244 @@ import (
 
 	"github.com/relaygate/relaygate/config"
 	"github.com/relaygate/relaygate/event"
+	"github.com/relaygate/relaygate/policy"
+	"github.com/relaygate/relaygate/store"
 )
 
-func (s *server) ctx(c *gin.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(c.Request.Context(), s.storeTimeout)
+// policyRoutes registers relays, mode and limits, and the configuration
+// itself with its backup and restore.
+func (s *server) policyRoutes(ui, api *gin.RouterGroup) {
+	ui.GET("/policy", s.pagePolicy)
+	ui.POST("/policy/relays/add", s.postRelayAdd)
+	ui.POST("/policy/relays/update", s.postRelayUpdate)
+	ui.POST("/policy/relays/delete", s.postRelayDelete)
+	ui.GET("/policy/mode", s.pageModeConfirm)
+	ui.POST("/policy/mode", s.postMode)
+	ui.POST("/policy/limits", s.postLimits)
+	ui.GET("/system/backup", s.getBackup)
+	ui.POST("/system/restore", s.postRestore)
+	api.GET("/config", s.getConfig)
+	api.PUT("/config", s.putConfig)
+	api.GET("/config/backup", s.getBackup)
+	api.POST("/config/restore", s.apiRestore)
+	api.GET("/mode-preview", s.getModePreview)
 }
 
-// pageDashboard renders the dashboard shell; dashboard.js fills it from
-// GET /api/v1/dashboard and keeps it live.
-func (s *server) pageDashboard(c *gin.Context) {
-	ctx, cancel := s.ctx(c)
-	defer cancel()
-	d, err := s.dashboard(ctx, dashboardMinutes)
-	if err != nil {
-		s.pageError(c, http.StatusInternalServerError, "dashboard", err)
+// applyTimeout bounds one ConfigManager.Apply.
+const applyTimeout = 2 * time.Minute
+
+// getConfig answers GET /api/v1/config with the running configuration.
+func (s *server) getConfig(c *gin.Context) {
+	cfg := s.config.Current()
+	if cfg == nil {
+		s.internalError(c, "current config", errors.New("no configuration loaded"))
 		return
 	}
-	p := s.newPage(c, "dashboard.html", "dashboard")
-	labels := map[string]string{}
-	for _, k := range []string{"blocked", "deferred", "no_data", "serving_up", "serving_down", "would_block",
-		"outcome_relayed", "outcome_blocked", "outcome_would_block", "outcome_deferred", "outcome_upstream_error", "outcome_shed_short",
-		"data_path_diverting", "data_path_fail_safe", "data_path_watching", "data_path_not_watching"} {
-		labels[k] = p.M[k]
-	}
-	p.Data = gin.H{"D": d, "L": labels}
-	s.render(c, http.StatusOK, "dashboard.html", p)
+	c.JSON(http.StatusOK, cfg)
 }
 
-// hostRow is a Host with what the UI shows beside it.
-type hostRow struct {
-	Host
-	Relay   string `json:"relay,omitempty"`
-	IsRelay bool   `json:"is_relay"`
-	// RDNS, Label, Flows, Messages and EncryptedFlows come from passive
-	// inspection, when wired.
-	RDNS           string `json:"rdns,omitempty"`
-	Label          string `json:"label,omitempty"`
-	Flows          int64  `json:"flows"`
-	Messages       int64  `json:"messages"`
-	EncryptedFlows int64  `json:"encrypted_flows"`
-}
-
-// hostRows merges the outcome counters of the hosts (events and series)
-// with passive inspection's inventory: every address that spoke SMTP,
-// whether or not it has an event. The hosts page and GET /api/v1/hosts
-// show the same rows.
-func (s *server) hostRows(ctx context.Context) ([]hostRow, error) {
-	hosts, err := s.events.Hosts(ctx, MaxLimit)
-	if err != nil {
-		return nil, fmt.Errorf("Hosts(%d): %w", MaxLimit, err)
-	}
-	relays := relayPolicy(s.config.Current())
-	rows := make([]hostRow, 0, len(hosts))
-	index := map[netip.Addr]int{}
-	for _, h := range hosts {
-		h.Addr = h.Addr.Unmap().WithZone("")
-		h.FirstSeen, h.LastSeen = h.FirstSeen.UTC(), h.LastSeen.UTC()
-		name, ok := relayName(relays, h.Addr)
-		index[h.Addr] = len(rows)
-		rows = append(rows, hostRow{Host: h, Relay: name, IsRelay: ok})
-	}
-	if s.inventory == nil {
-		return rows, nil
-	}
-	seen, err := s.inventory.HostsSeen(ctx, MaxLimit)
-	if err != nil {
-		return nil, fmt.Errorf("HostsSeen(%d): %w", MaxLimit, err)
-	}
-	for _, h := range seen {
-		a := h.Addr.Unmap().WithZone("")
-		i, ok := index[a]
-		if !ok {
-			// Seen on the wire only: no outcome yet.
-			name, isR := relayName(relays, a)
-			i = len(rows)
-			index[a] = i
-			rows = append(rows, hostRow{Host: Host{Addr: a, FirstSeen: h.FirstSeen.UTC(), LastSeen: h.LastSeen.UTC()}, Relay: name, IsRelay: isR})
-		}
-		r := &rows[i]
-		r.RDNS, r.Label, r.Flows, r.Messages, r.EncryptedFlows = h.RDNS, h.Label, h.Flows, h.Messages, h.EncryptedFlows
-		if h.LastSeen.After(r.LastSeen) {
-			r.LastSeen = h.LastSeen.UTC()
-		}
-		if !h.FirstSeen.IsZero() && h.FirstSeen.Before(r.FirstSeen) {
-			r.FirstSeen = h.FirstSeen.UTC()
-		}
-	}
-	return rows, nil
-}
-
-// hostSorts are the sortable columns of the hosts page.
-var hostSorts = map[string]func(a, b hostRow) int{
-	"addr":       func(a, b hostRow) int { return a.Addr.Compare(b.Addr) },
-	"attempts":   func(a, b hostRow) int { return cmp.Compare(a.Attempts, b.Attempts) },
-	"blocked":    func(a, b hostRow) int { return cmp.Compare(a.Blocked, b.Blocked) },
-	"relayed":    func(a, b hostRow) int { return cmp.Compare(a.Relayed, b.Relayed) },
-	"deferred":   func(a, b hostRow) int { return cmp.Compare(a.Deferred, b.Deferred) },
-	"first_seen": func(a, b hostRow) int { return a.FirstSeen.Compare(b.FirstSeen) },
-	"last_seen":  func(a, b hostRow) int { return a.LastSeen.Compare(b.LastSeen) },
-	"flows":      func(a, b hostRow) int { return cmp.Compare(a.Flows, b.Flows) },
-}
-
-// pageHosts lists every source that spoke SMTP, sortable by any column
-// (?sort=blocked&dir=asc).
-func (s *server) pageHosts(c *gin.Context) {
-	ctx, cancel := s.ctx(c)
-	defer cancel()
-	rows, err := s.hostRows(ctx)
-	if err != nil {
-		s.pageError(c, http.StatusInternalServerError, "hosts", err)
+// putConfig answers PUT /api/v1/config: the body (JSON or YAML, the same
+// schema as the file) replaces the configuration. Validation errors are
+// 400 naming the key; on success the answer is the new configuration.
+//
+// The Content-Type is not checked (curl --data-binary sends a form type):
+// JSON is YAML, so config.Parse reads both. That is safe from cross-site
+// requests once cookies are accepted, because browsers preflight every
+// cross-origin PUT and the API sends no CORS headers.
+func (s *server) putConfig(c *gin.Context) {
+	tooLarge := fmt.Sprintf("config larger than %d bytes", MaxConfigBytes)
+	if c.Request.ContentLength > MaxConfigBytes {
+		abortError(c, http.StatusRequestEntityTooLarge, tooLarge)
 		return
 	}
-	sortKey, dir := c.Query("sort"), c.Query("dir")
-	if hostSorts[sortKey] == nil {
-		sortKey = "last_seen"
-	}
-	if dir != "asc" {
-		dir = "desc"
-	}
-	f := hostSorts[sortKey]
-	slices.SortStableFunc(rows, func(a, b hostRow) int {
-		if dir == "desc" {
-			return cmp.Or(f(b, a), a.Addr.Compare(b.Addr))
-		}
-		return cmp.Or(f(a, b), a.Addr.Compare(b.Addr))
-	})
-	cols := []string{"addr", "attempts", "blocked", "relayed", "deferred", "first_seen", "last_seen"}
-	if s.inventory != nil {
-		cols = append(cols, "flows")
-	}
-	p := s.newPage(c, "hosts.html", "hosts")
-	p.Data = gin.H{"Hosts": rows, "Sort": sortKey, "Dir": dir, "Columns": cols, "Inventory": s.inventory != nil}
-	s.render(c, http.StatusOK, "hosts.html", p)
-}
-
-// hostDetail is a host's page and the answer of GET /api/v1/hosts/{addr}.
-type hostDetail struct {
-	Host     Host   `json:"host"`
-	Relay    string `json:"relay,omitempty"`
-	IsRelay  bool   `json:"is_relay"`
-	Evidence bool   `json:"evidence"`
-	// Seen is what passive inspection knows of the host, if wired.
-	Seen   *SeenHost     `json:"seen,omitempty"`
-	Events []event.Event `json:"events"`
-}
-
-// hostLimit bounds the events on a host page.
-const hostLimit = 500
-
-func (s *server) hostDetail(ctx context.Context, addr netip.Addr) (*hostDetail, bool, error) {
-	hosts, err := s.events.Hosts(ctx, MaxLimit)
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, MaxConfigBytes))
 	if err != nil {
-		return nil, false, fmt.Errorf("Hosts(%d): %w", MaxLimit, err)
-	}
-	d := &hostDetail{Host: Host{Addr: addr}}
-	found := false
-	for _, h := range hosts {
-		if h.Addr.Unmap().WithZone("") == addr {
-			d.Host, found = h, true
-			d.Host.Addr = addr
-			d.Host.FirstSeen, d.Host.LastSeen = h.FirstSeen.UTC(), h.LastSeen.UTC()
-		}
-	}
-	evs, err := s.events.Events(ctx, EventQuery{Client: addr, Limit: hostLimit})
-	if err != nil {
-		return nil, false, fmt.Errorf("Events(client %s): %w", addr, err)
-	}
-	d.Events = normalizeEvents(evs, hostLimit)
-	found = found || len(d.Events) > 0
-	d.Relay, d.IsRelay = relayName(relayPolicy(s.config.Current()), addr)
-	if s.inventory != nil {
-		seen, ok, err := s.inventory.HostSeen(ctx, addr)
-		if err != nil {
-			return nil, false, fmt.Errorf("HostSeen(%s): %w", addr, err)
-		}
-		if ok {
-			d.Seen, found = &seen, true
-			if d.Host.FirstSeen.IsZero() {
-				d.Host.FirstSeen, d.Host.LastSeen = seen.FirstSeen.UTC(), seen.LastSeen.UTC()
-			}
-		}
-	}
-	if s.evidence != nil {
-		d.Evidence = s.evidence.HasEvidence(ctx, addr)
-	}
-	return d, found, nil
-}
-
-func parseHostAddr(v string) (netip.Addr, bool) {
-	a, err := netip.ParseAddr(v)
-	if err != nil || a.Zone() != "" {
-		return netip.Addr{}, false
-	}
-	return a.Unmap(), true
-}
-
-// pageHost shows one host: counters, timeline, envelopes, evidence.
-func (s *server) pageHost(c *gin.Context) {
-	addr, ok := parseHostAddr(c.Param("addr"))
-	if !ok {
-		s.renderMessage(c, http.StatusNotFound, "err_not_found")
-		return
-	}
-	ctx, cancel := s.ctx(c)
-	defer cancel()
-	d, found, err := s.hostDetail(ctx, addr)
-	if err != nil {
-		s.pageError(c, http.StatusInternalServerError, "host", err)
-		return
-	}
-	if !found {
-		s.renderMessage(c, http.StatusNotFound, "err_not_found")
-		return
-	}
-	p := s.newPage(c, "host.html", "hosts")
-	p.Data = d
-	s.render(c, http.StatusOK, "host.html", p)
-}
-
-// formTime accepts the browser's datetime-local value (taken as UTC) or
-// RFC 3339, and returns RFC 3339 for parseEventQuery.
-func formTime(v string) string {
-	for _, layout := range []string{"2006-01-02T15:04", "2006-01-02T15:04:05"} {
-		if t, err := time.Parse(layout, v); err == nil {
-			return t.UTC().Format(time.RFC3339)
-		}
-	}
-	return v
-}
-
-// pageEvents lists events with the API's filters; the CSV link exports
-// the same selection.
-func (s *server) pageEvents(c *gin.Context) {
-	in := c.Request.URL.Query()
-	q := url.Values{}
-	for _, k := range []string{"kind", "client", "since", "until", "q", "limit"} {
-		if v := strings.TrimSpace(in.Get(k)); v != "" {
-			if k == "since" || k == "until" {
-				v = formTime(v)
-			}
-			q.Set(k, v)
-		}
-	}
-	p := s.newPage(c, "events.html", "events")
-	eq, msg := parseEventQuery(q.Encode())
-	status := http.StatusOK
-	var evs []event.Event
-	if msg != "" {
-		p.Error, status = msg, http.StatusBadRequest
-	} else {
-		ctx, cancel := s.ctx(c)
-		defer cancel()
-		var err error
-		if evs, err = s.events.Events(ctx, eq); err != nil {
-			s.pageError(c, http.StatusInternalServerError, "events", err)
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			abortError(c, http.StatusRequestEntityTooLarge, tooLarge)
 			return
 		}
-		evs = normalizeEvents(evs, eq.Limit)
+		abortError(c, http.StatusBadRequest, fmt.Sprintf("read body: %v", err))
+		return
 	}
-	kinds := make([]string, len(event.Kinds))
-	for i, k := range event.Kinds {
-		kinds[i] = string(k)
+	cfg, err := config.Parse(body)
+	if err != nil {
+		abortError(c, http.StatusBadRequest, err.Error())
+		return
 	}
-	form := map[string]string{}
-	for _, k := range []string{"kind", "client", "q", "limit", "since", "until"} {
-		form[k] = in.Get(k)
+	actor, remote := c.GetString(actorKey), remoteAddr(c)
+	// A client that hangs up must not cut an apply short: the manager
+	// would roll back and nobody would learn of it.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), applyTimeout)
+	defer cancel()
+	if err := s.config.Apply(ctx, cfg, actor, remote); err != nil {
+		var fe *config.FieldError
+		if errors.As(err, &fe) {
+			abortError(c, http.StatusBadRequest, err.Error())
+			return
+		}
+		s.log.Error("apply config", "err", err, "actor", actor, "remote", remote)
+		abortError(c, http.StatusInternalServerError,
+			fmt.Sprintf("apply config: %v (the previous configuration stays in force)", err))
+		return
 	}
-	p.Data = gin.H{"Events": evs, "Kinds": kinds, "Form": form, "CSV": "/api/v1/events.csv?" + q.Encode()}
-	s.render(c, status, "events.html", p)
+	s.log.Info("config applied", "actor", actor, "remote", remote, "mode", cfg.Mode)
+	c.JSON(http.StatusOK, cfg)
+}
+
+// apiRestore answers POST /api/v1/config/restore: like PUT /api/v1/config,
+// recorded in the audit log as a restore.
+func (s *server) apiRestore(c *gin.Context) {
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, MaxConfigBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			abortError(c, http.StatusRequestEntityTooLarge, fmt.Sprintf("config larger than %d bytes", MaxConfigBytes))
+			return
+		}
+		abortError(c, http.StatusBadRequest, fmt.Sprintf("read body: %v", err))
+		return
+	}
+	if status, msg := s.restore(c, body); msg != "" {
+		abortError(c, status, msg)
+		return
+	}
+	c.JSON(http.StatusOK, s.config.Current())
+}
+
+// modePreviewResponse is the answer of GET /api/v1/mode-preview.
+type modePreviewResponse struct {
+	Mode  config.Mode   `json:"mode"`
+	Days  int           `json:"days"`
+	Hosts []PreviewHost `json:"hosts"`
+}
+
+// getModePreview answers GET /api/v1/mode-preview?mode=enforce&days=7:
+// the sources that are not relays and tried SMTP in the last days, which
+// enforce mode would block. For mode=monitor the list is empty.
+func (s *server) getModePreview(c *gin.Context) {
+	p, msg := queryParams(c.Request.URL.RawQuery, "mode", "days")
+	if msg != "" {
+		abortError(c, http.StatusBadRequest, msg)
+		return
+	}
+	mode := config.Mode(p["mode"])
+	if mode == "" {
+		mode = config.Enforce
+	}
+	if mode != config.Enforce && mode != config.Monitor {
+		abortError(c, http.StatusBadRequest, fmt.Sprintf("unknown mode %q (want monitor or enforce)", mode))
+		return
+	}
+	days := previewDays
+	if v := p["days"]; v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 90 {
+			abortError(c, http.StatusBadRequest, fmt.Sprintf("invalid days %q (want 1 to 90)", v))
+			return
+		}
+		days = n
+	}
+	resp := modePreviewResponse{Mode: mode, Days: days, Hosts: []PreviewHost{}}
+	if mode == config.Enforce {
+		ctx, cancel := s.ctx(c)
+		defer cancel()
+		hosts, err := s.modePreview(ctx, s.config.Current(), days)
+		if err != nil {
+			s.internalError(c, "mode preview", err)
+			return
+		}
+		resp.Hosts = hosts
+	}
+	c.JSON(http.StatusOK, resp)
+}
+
+// PreviewHost is a source that a switch to enforce would block.
+type PreviewHost struct {
+	Addr     netip.Addr `json:"addr"`
+	Attempts int        `json:"attempts"`
+	LastSeen time.Time  `json:"last_seen"`
+	// Senders are up to three envelope senders it used.
+	Senders []string `json:"senders"`
+	// Servers are up to three destinations it tried.
+	Servers []string `json:"servers"`
+}
+
+// modePreview lists the non-relay sources (for cfg's relays) that tried
+// SMTP in the last days: what enforce mode would block.
+func (s *server) modePreview(ctx context.Context, cfg *config.Config, days int) ([]PreviewHost, error) {
+	since := s.now().Add(-time.Duration(days) * 24 * time.Hour)
+	relays := relayPolicy(cfg)
+	byAddr := map[netip.Addr]*PreviewHost{}
+	for _, k := range []event.Kind{event.WouldBlock, event.Blocked, event.Refused} {
+		evs, err := s.events.Events(ctx, store.Query{Kind: k, Since: since, Limit: MaxLimit})
+		if err != nil {
+			return nil, fmt.Errorf("events %s: %w", k, err)
+		}
+		for _, e := range evs {
+			e.Normalize()
+			if !e.Client.IsValid() || isRelay(relays, e.Client) {
+				continue
+			}
+			h := byAddr[e.Client]
+			if h == nil {
+				h = &PreviewHost{Addr: e.Client, Senders: []string{}, Servers: []string{}}
+				byAddr[e.Client] = h
+			}
+			h.Attempts++
+			if e.Time.After(h.LastSeen) {
+				h.LastSeen = e.Time
+			}
+			if e.MailFrom != "" && len(h.Senders) < 3 && !slices.Contains(h.Senders, e.MailFrom) {
+				h.Senders = append(h.Senders, e.MailFrom)
+			}
+			if sv := e.Server; sv.IsValid() && len(h.Servers) < 3 && !slices.Contains(h.Servers, sv.String()) {
+				h.Servers = append(h.Servers, sv.String())
+			}
+		}
+	}
+	// Hosts passive inspection saw speaking SMTP, even without an event.
+	if s.inventory != nil {
+		seen, err := s.inventory.HostsSeen(ctx, MaxLimit)
+		if err != nil {
+			return nil, fmt.Errorf("hosts seen: %w", err)
+		}
+		for _, sh := range seen {
+			a := sh.Addr.Unmap().WithZone("")
+			if byAddr[a] != nil || sh.LastSeen.Before(since) || !a.IsValid() || isRelay(relays, a) {
+				continue
+			}
+			h := &PreviewHost{Addr: a, Attempts: int(sh.Flows), LastSeen: sh.LastSeen, Senders: []string{}, Servers: []string{}}
+			for _, mx := range sh.RemoteMXs {
+				if len(h.Servers) < 3 {
+					h.Servers = append(h.Servers, mx)
+				}
+			}
+			byAddr[a] = h
+		}
+	}
+	out := make([]PreviewHost, 0, len(byAddr))
+	for _, h := range byAddr {
+		out = append(out, *h)
+	}
+	slices.SortFunc(out, func(a, b PreviewHost) int {
+		return cmp.Or(cmp.Compare(b.Attempts, a.Attempts), a.Addr.Compare(b.Addr))
+	})
+	return out, nil
+}
+
+// cloneConfig returns a deep copy of c (through its YAML form, which is
+// the file's and so always complete).
+func cloneConfig(c *config.Config) (*config.Config, error) {
+	b, err := c.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	n, err := config.Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("re-read running configuration: %w", err)
+	}
+	return n, nil
 }
 
 // policyData is the relays-and-policy page.
@@ -662,55 +631,6 @@ func (s *server) postLimits(c *gin.Context) {
 	c.Redirect(http.StatusSeeOther, "/policy?saved=1")
 }
 
-// pageSystem shows interfaces, version, uptime, backup and restore,
-// reboot and the firmware placeholder.
-func (s *server) pageSystem(c *gin.Context) {
-	s.systemPage(c, http.StatusOK, nil)
-}
-
-// systemPage renders the system page with status; extra carries a
-// form's error ("RestoreError", "CertError", "UpdateError", "NetworkError")
-// and what the network form held ("NetworkForm", "NetworkErrors").
-func (s *server) systemPage(c *gin.Context, status int, extra gin.H) {
-	ctx, cancel := s.ctx(c)
-	defer cancel()
-	p := s.newPage(c, "system.html", "system")
-	switch {
-	case c.Query("restored") == "1":
-		p.Notice = p.M["restored"]
-	case c.Query("cert") == "1":
-		p.Notice = p.M["cert_replaced"]
-	case c.Query("updating") == "1":
-		p.Notice = p.M["firmware_started"]
-	case c.Query("network") == "applied":
-		p.Notice = p.M["net_applied"]
-	case c.Query("network") == "saved":
-		p.Notice = p.M["net_saved"]
-	}
-	data := gin.H{"Status": s.statusNow(ctx), "Config": s.config.Current(), "CanReboot": s.system != nil,
-		"CanUpdate": s.update != nil, "RestoreError": "", "CertError": "", "UpdateError": "", "Cert": nil,
-		"CanNetwork": s.network != nil, "NetworkError": "", "NetworkErrors": map[string]string{}, "NetworkForm": networkForm{Mode: "dhcp"}}
-	if s.certs != nil {
-		data["Cert"] = s.certs.info()
-	}
-	if s.network != nil {
-		// The form starts from the settings in force.
-		if st, err := s.network.Load(); err != nil {
-			s.log.Error("load management network", "err", err)
-		} else {
-			data["NetworkForm"] = networkForm{Mode: string(st.Mode), Address: st.Address, Gateway: st.Gateway, DNS: st.DNS}
-		}
-	}
-	for k, v := range extra {
-		data[k] = v
-		if e, ok := v.(string); ok && e != "" {
-			p.Error = p.M["err_form"]
-		}
-	}
-	p.Data = data
-	s.render(c, status, "system.html", p)
-}
-
 // getBackup downloads the running configuration as YAML.
 func (s *server) getBackup(c *gin.Context) {
 	cfg := s.config.Current()
@@ -782,111 +702,27 @@ func (s *server) postRestore(c *gin.Context) {
 	c.Redirect(http.StatusSeeOther, "/system?restored=1")
 }
 
-// postReboot reboots the appliance when a System is wired.
-func (s *server) postReboot(c *gin.Context) {
-	if s.system == nil {
-		s.renderMessage(c, http.StatusNotImplemented, "reboot_none")
-		return
+// relayPolicy is the relay matcher of cfg, built as the daemon builds the
+// proxy's and inspection's (policy.New), so that the relay the UI names
+// for an address is the one the data path, the events and the series
+// name: the longest prefix wins, whatever the order in the file. A nil cfg
+// has no relays.
+func relayPolicy(cfg *config.Config) *policy.Policy {
+	if cfg == nil {
+		return nil
 	}
-	s.audit(c, "", "system.reboot", "reboot requested")
-	ctx, cancel := s.ctx(c)
-	defer cancel()
-	if err := s.system.Reboot(ctx); err != nil {
-		s.pageError(c, http.StatusInternalServerError, "reboot", err)
-		return
-	}
-	p := s.newPage(c, "message.html", "system")
-	p.Notice = p.M["rebooting"]
-	s.render(c, http.StatusAccepted, "message.html", p)
+	return policy.New(cfg)
 }
 
-// auditPageLimit is how many entries the audit page shows.
-const auditPageLimit = 500
-
-func (s *server) pageAudit(c *gin.Context) {
-	ctx, cancel := s.ctx(c)
-	defer cancel()
-	entries, err := s.auditLog.AuditLog(ctx, auditPageLimit)
-	if err != nil {
-		s.pageError(c, http.StatusInternalServerError, "audit log", err)
-		return
-	}
-	p := s.newPage(c, "audit.html", "audit")
-	p.Data = gin.H{"Entries": entries}
-	s.render(c, http.StatusOK, "audit.html", p)
+// isRelay reports whether p (nil: no relays) makes addr a relay.
+func isRelay(p *policy.Policy, addr netip.Addr) bool {
+	_, ok := p.Relay(addr)
+	return ok
 }
 
-func (s *server) tokensPage(c *gin.Context, status int, p *pageData, extra gin.H) {
-	ctx, cancel := s.ctx(c)
-	defer cancel()
-	toks, err := s.tokenAdmin.ListTokens(ctx)
-	if err != nil {
-		s.pageError(c, http.StatusInternalServerError, "list tokens", err)
-		return
-	}
-	data := gin.H{"Tokens": toks, "Name": "", "NameError": "", "NewToken": ""}
-	for k, v := range extra {
-		data[k] = v
-	}
-	p.Data = data
-	s.render(c, status, "tokens.html", p)
-}
-
-func (s *server) pageTokens(c *gin.Context) {
-	s.tokensPage(c, http.StatusOK, s.newPage(c, "tokens.html", "tokens"), nil)
-}
-
-// validTokenName: 1-100 characters, one line.
-func validTokenName(n string) bool {
-	return n != "" && len([]rune(n)) <= 100 && !strings.ContainsAny(n, "\r\n\t")
-}
-
-// postTokenCreate creates a token and shows it once.
-func (s *server) postTokenCreate(c *gin.Context) {
-	p := s.newPage(c, "tokens.html", "tokens")
-	name := strings.TrimSpace(c.PostForm("name"))
-	if !validTokenName(name) {
-		p.Error = p.M["err_form"]
-		s.tokensPage(c, http.StatusBadRequest, p, gin.H{"NameError": p.M["err_token_name"], "Name": name})
-		return
-	}
-	ctx, cancel := s.ctx(c)
-	defer cancel()
-	tok, err := s.tokenAdmin.CreateToken(ctx, name)
-	if err != nil {
-		s.pageError(c, http.StatusInternalServerError, "create token", err)
-		return
-	}
-	s.audit(c, "", "token.create", name)
-	s.tokensPage(c, http.StatusOK, p, gin.H{"NewToken": tok, "NewName": name})
-}
-
-// postTokenRevoke revokes a token by id.
-func (s *server) postTokenRevoke(c *gin.Context) {
-	id, err := strconv.ParseInt(c.PostForm("id"), 10, 64)
-	if err != nil || id < 1 {
-		s.renderMessage(c, http.StatusBadRequest, "err_not_found")
-		return
-	}
-	ctx, cancel := s.ctx(c)
-	defer cancel()
-	if err := s.tokenAdmin.RevokeToken(ctx, id); err != nil {
-		if errors.Is(err, ErrNotFound) {
-			s.renderMessage(c, http.StatusNotFound, "err_not_found")
-			return
-		}
-		s.pageError(c, http.StatusInternalServerError, "revoke token", err)
-		return
-	}
-	s.audit(c, "", "token.revoke", fmt.Sprintf("token %d", id))
-	c.Redirect(http.StatusSeeOther, "/tokens")
-}
-
-func (s *server) pageAccount(c *gin.Context) {
-	p := s.newPage(c, "account.html", "account")
-	if c.Query("done") == "1" {
-		p.Notice = p.M["password_changed"]
-	}
-	p.Data = gin.H{"Errors": map[string]string{}, "MinLen": MinPasswordLen}
-	s.render(c, http.StatusOK, "account.html", p)
+// relayName returns the name of the relay p matches addr to, and whether
+// there is one.
+func relayName(p *policy.Policy, addr netip.Addr) (string, bool) {
+	r, ok := p.Relay(addr)
+	return r.Name, ok
 }

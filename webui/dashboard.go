@@ -1,18 +1,103 @@
 package webui
 
 import (
-	"cmp"
 	"context"
 	"fmt"
-	"net/netip"
-	"slices"
-	"strings"
+	"net/http"
+	"strconv"
 	"time"
+
+	"github.com/gin-gonic/gin"
 
 	"github.com/relaygate/relaygate/config"
 	"github.com/relaygate/relaygate/event"
 	"github.com/relaygate/relaygate/store"
 )
+
+// dashboardRoutes registers the dashboard and the series it draws.
+func (s *server) dashboardRoutes(ui, api *gin.RouterGroup) {
+	ui.GET("/", s.pageDashboard)
+	api.GET("/series", s.getSeries)
+	api.GET("/dashboard", s.getDashboard)
+}
+
+// seriesResponse is the answer of GET /api/v1/series.
+type seriesResponse struct {
+	Points []store.Point `json:"points"`
+	// Truncated says that more than maxSeriesPoints matched: Points are
+	// the newest whole minutes, the oldest are left out.
+	Truncated bool `json:"truncated"`
+}
+
+// maxSeriesPoints caps the points of one GET /api/v1/series answer.
+const maxSeriesPoints = 100000
+
+// getSeries answers GET /api/v1/series?metric=&key=&since=&until=.
+// since defaults to an hour ago.
+func (s *server) getSeries(c *gin.Context) {
+	p, msg := queryParams(c.Request.URL.RawQuery, "metric", "key", "since", "until")
+	if msg != "" {
+		abortError(c, http.StatusBadRequest, msg)
+		return
+	}
+	metric := p["metric"]
+	if metric == "" || len(metric) > 64 {
+		abortError(c, http.StatusBadRequest, "missing metric (e.g. relay_messages, blocked, deferred)")
+		return
+	}
+	since, until := s.now().Add(-time.Hour), time.Time{}
+	for _, t := range []struct {
+		key string
+		dst *time.Time
+	}{{"since", &since}, {"until", &until}} {
+		if v := p[t.key]; v != "" {
+			tm, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				abortError(c, http.StatusBadRequest, fmt.Sprintf("invalid %s %q (want an RFC 3339 time, e.g. 2025-01-02T15:04:05Z)", t.key, v))
+				return
+			}
+			*t.dst = tm
+		}
+	}
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	pts, truncated, err := s.series.SeriesNewest(ctx, store.SeriesQuery{Metric: metric, Key: p["key"], Since: since, Until: until}, maxSeriesPoints)
+	if err != nil {
+		s.internalError(c, "series", fmt.Errorf("SeriesNewest(%s, %q): %w", metric, p["key"], err))
+		return
+	}
+	if pts == nil {
+		pts = []store.Point{}
+	}
+	c.JSON(http.StatusOK, seriesResponse{Points: pts, Truncated: truncated})
+}
+
+// getDashboard answers GET /api/v1/dashboard?minutes=: what the dashboard
+// polls.
+func (s *server) getDashboard(c *gin.Context) {
+	p, msg := queryParams(c.Request.URL.RawQuery, "minutes")
+	if msg != "" {
+		abortError(c, http.StatusBadRequest, msg)
+		return
+	}
+	minutes := dashboardMinutes
+	if v := p["minutes"]; v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxDashboardMinutes {
+			abortError(c, http.StatusBadRequest, fmt.Sprintf("invalid minutes %q (want 1 to %d)", v, maxDashboardMinutes))
+			return
+		}
+		minutes = n
+	}
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	d, err := s.dashboard(ctx, minutes)
+	if err != nil {
+		s.internalError(c, "dashboard", err)
+		return
+	}
+	c.JSON(http.StatusOK, d)
+}
 
 // Dashboard and preview ranges.
 const (
@@ -26,24 +111,6 @@ const (
 	// previewDays is how far back the mode-switch preview looks.
 	previewDays = 7
 )
-
-// statusNow is the status with uptime filled in and no nil lists.
-func (s *server) statusNow(ctx context.Context) Status {
-	st := s.status.Status(ctx)
-	if !st.Started.IsZero() {
-		st.Started = st.Started.UTC()
-		up := max(s.now().Sub(st.Started), 0)
-		st.Uptime = up.Truncate(time.Second).String()
-		st.UptimeSeconds = up.Seconds()
-	}
-	if st.Ports == nil {
-		st.Ports = []PortStatus{}
-	}
-	if st.Counters == nil {
-		st.Counters = map[string]uint64{}
-	}
-	return st
-}
 
 // dashboardData is the answer of GET /api/v1/dashboard: everything the
 // dashboard page redraws on each poll.
@@ -68,7 +135,7 @@ type dashboardData struct {
 	// Totals sum the range: relayed (messages), blocked, deferred, and
 	// every outcome as "outcome_<name>", encrypted_sessions.
 	Totals   map[string]int64 `json:"totals"`
-	TopHosts []KeyTotal       `json:"top_hosts"`
+	TopHosts []store.KeyTotal `json:"top_hosts"`
 	// TopSenders are the envelope senders with the most relayed messages
 	// per relay, over the last hour and 24 hours.
 	TopSenders map[string][]RelaySender `json:"top_senders"`
@@ -144,7 +211,7 @@ func (s *server) dashboard(ctx context.Context, minutes int) (*dashboardData, er
 		}
 		return out, total, nil
 	}
-	pts, err := s.series.Series(ctx, MetricRelayMessages, "", start, end.Add(time.Minute))
+	pts, err := s.series.Series(ctx, store.SeriesQuery{Metric: MetricRelayMessages, Since: start, Until: end.Add(time.Minute)})
 	if err != nil {
 		return nil, fmt.Errorf("series %s: %w", MetricRelayMessages, err)
 	}
@@ -188,7 +255,7 @@ func (s *server) dashboard(ctx context.Context, minutes int) (*dashboardData, er
 	}
 	d.TopHosts = top
 	if d.TopHosts == nil {
-		d.TopHosts = []KeyTotal{}
+		d.TopHosts = []store.KeyTotal{}
 	}
 	for _, w := range topSenderWindows {
 		top, err := s.series.TopKeys(ctx, MetricRelaySenderMessages, now.Add(-w.d), topSendersN)
@@ -202,12 +269,12 @@ func (s *server) dashboard(ctx context.Context, minutes int) (*dashboardData, er
 		}
 		d.TopSenders[w.name] = list
 	}
-	alerts, err := s.events.Events(ctx, EventQuery{Kind: event.Alert, Since: start, Limit: 100})
+	alerts, err := s.events.Events(ctx, store.Query{Kind: event.Alert, Since: start, Limit: 100})
 	if err != nil {
 		return nil, fmt.Errorf("alerts: %w", err)
 	}
 	d.Alerts = normalizeEvents(alerts, 100)
-	evs, err := s.events.Events(ctx, EventQuery{Limit: 10})
+	evs, err := s.events.Events(ctx, store.Query{Limit: 10})
 	if err != nil {
 		return nil, fmt.Errorf("recent events: %w", err)
 	}
@@ -215,115 +282,26 @@ func (s *server) dashboard(ctx context.Context, minutes int) (*dashboardData, er
 	return d, nil
 }
 
-// normalizeEvents sorts newest first, cuts to limit and normalizes.
-func normalizeEvents(evs []event.Event, limit int) []event.Event {
-	slices.SortStableFunc(evs, func(a, b event.Event) int {
-		return cmp.Or(b.Time.Compare(a.Time), cmp.Compare(b.ID, a.ID))
-	})
-	if len(evs) > limit {
-		evs = evs[:limit]
-	}
-	out := make([]event.Event, len(evs))
-	for i, e := range evs {
-		e.Normalize()
-		out[i] = e
-	}
-	return out
-}
+// dashboardLabels are the catalog entries dashboard.js draws with.
+var dashboardLabels = []string{"blocked", "deferred", "no_data", "serving_up", "serving_down", "would_block",
+	"outcome_relayed", "outcome_blocked", "outcome_would_block", "outcome_deferred", "outcome_upstream_error", "outcome_shed_short",
+	"data_path_diverting", "data_path_fail_safe", "data_path_watching", "data_path_not_watching"}
 
-// PreviewHost is a source that a switch to enforce would block.
-type PreviewHost struct {
-	Addr     netip.Addr `json:"addr"`
-	Attempts int        `json:"attempts"`
-	LastSeen time.Time  `json:"last_seen"`
-	// Senders are up to three envelope senders it used.
-	Senders []string `json:"senders"`
-	// Servers are up to three destinations it tried.
-	Servers []string `json:"servers"`
-}
-
-// modePreview lists the non-relay sources (for cfg's relays) that tried
-// SMTP in the last days: what enforce mode would block.
-func (s *server) modePreview(ctx context.Context, cfg *config.Config, days int) ([]PreviewHost, error) {
-	since := s.now().Add(-time.Duration(days) * 24 * time.Hour)
-	relays := relayPolicy(cfg)
-	byAddr := map[netip.Addr]*PreviewHost{}
-	for _, k := range []event.Kind{event.WouldBlock, event.Blocked, event.Refused} {
-		evs, err := s.events.Events(ctx, EventQuery{Kind: k, Since: since, Limit: MaxLimit})
-		if err != nil {
-			return nil, fmt.Errorf("events %s: %w", k, err)
-		}
-		for _, e := range evs {
-			e.Normalize()
-			if !e.Client.IsValid() || isRelay(relays, e.Client) {
-				continue
-			}
-			h := byAddr[e.Client]
-			if h == nil {
-				h = &PreviewHost{Addr: e.Client, Senders: []string{}, Servers: []string{}}
-				byAddr[e.Client] = h
-			}
-			h.Attempts++
-			if e.Time.After(h.LastSeen) {
-				h.LastSeen = e.Time
-			}
-			if e.MailFrom != "" && len(h.Senders) < 3 && !slices.Contains(h.Senders, e.MailFrom) {
-				h.Senders = append(h.Senders, e.MailFrom)
-			}
-			if sv := e.Server; sv.IsValid() && len(h.Servers) < 3 && !slices.Contains(h.Servers, sv.String()) {
-				h.Servers = append(h.Servers, sv.String())
-			}
-		}
-	}
-	// Hosts passive inspection saw speaking SMTP, even without an event.
-	if s.inventory != nil {
-		seen, err := s.inventory.HostsSeen(ctx, MaxLimit)
-		if err != nil {
-			return nil, fmt.Errorf("hosts seen: %w", err)
-		}
-		for _, sh := range seen {
-			a := sh.Addr.Unmap().WithZone("")
-			if byAddr[a] != nil || sh.LastSeen.Before(since) || !a.IsValid() || isRelay(relays, a) {
-				continue
-			}
-			h := &PreviewHost{Addr: a, Attempts: int(sh.Flows), LastSeen: sh.LastSeen, Senders: []string{}, Servers: []string{}}
-			for _, mx := range sh.RemoteMXs {
-				if len(h.Servers) < 3 {
-					h.Servers = append(h.Servers, mx)
-				}
-			}
-			byAddr[a] = h
-		}
-	}
-	out := make([]PreviewHost, 0, len(byAddr))
-	for _, h := range byAddr {
-		out = append(out, *h)
-	}
-	slices.SortFunc(out, func(a, b PreviewHost) int {
-		return cmp.Or(cmp.Compare(b.Attempts, a.Attempts), a.Addr.Compare(b.Addr))
-	})
-	return out, nil
-}
-
-// cloneConfig returns a deep copy of c (through its YAML form, which is
-// the file's and so always complete).
-func cloneConfig(c *config.Config) (*config.Config, error) {
-	b, err := c.Marshal()
+// pageDashboard renders the dashboard shell; dashboard.js fills it from
+// GET /api/v1/dashboard and keeps it live.
+func (s *server) pageDashboard(c *gin.Context) {
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	d, err := s.dashboard(ctx, dashboardMinutes)
 	if err != nil {
-		return nil, err
+		s.pageError(c, http.StatusInternalServerError, "dashboard", err)
+		return
 	}
-	n, err := config.Parse(b)
-	if err != nil {
-		return nil, fmt.Errorf("re-read running configuration: %w", err)
+	p := s.newPage(c, "dashboard.html", "dashboard")
+	labels := map[string]string{}
+	for _, k := range dashboardLabels {
+		labels[k] = p.M[k]
 	}
-	return n, nil
-}
-
-// csvCell defuses spreadsheet formulas (OWASP "CSV injection"): envelope
-// senders and HELO names come from untrusted clients.
-func csvCell(s string) string {
-	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
-		return "'" + s
-	}
-	return s
+	p.Data = gin.H{"D": d, "L": labels}
+	s.render(c, http.StatusOK, "dashboard.html", p)
 }
