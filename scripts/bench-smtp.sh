@@ -45,7 +45,7 @@
 # interface: the box's eth1 and eth2 to BOX_CPUS, all others to
 # HOST_CPUS), as on three machines with their own NICs. In this VM each
 # steered packet costs an inter-processor interrupt, which slows both
-# phases (BENCHMARKS.md, 2026-11-27 afternoon); off by default.
+# phases (docs/benchmarks.md, 2026-11-27 afternoon); off by default.
 #
 # Usage: sudo scripts/bench-smtp.sh   (LAB=rgbench, ROUNDS=3, SCALE=1 multiplies
 #        the message counts, RELAYGATE_BIN=dir with a prebuilt appliance,
