@@ -78,7 +78,7 @@ func (s *LiveSource) ReadPacketData() ([]byte, gopacket.CaptureInfo, error) {
 		// No block is ready. A goroutine blocked in poll(2) keeps its
 		// scheduler P (one of GOMAXPROCS) until the runtime's monitor
 		// takes it back, up to 10 ms later: on a box with one or two CPUs
-		// the proxy's sessions stalled behind it (BENCHMARKS.md). A timer
+		// the proxy's sessions stalled behind it (docs/benchmarks.md). A timer
 		// wait holds no P.
 		time.Sleep(captureIdle)
 		return nil, ci, errTimeout

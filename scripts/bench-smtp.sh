@@ -19,7 +19,7 @@
 # For each message size (10 KB, 1 MB) and concurrency (1, 20, 200 sessions):
 #   - messages/s: smtp-source -s SESSIONS -m COUNT -l SIZE, timed from start
 #     to exit (one message per connection, as a relay delivers);
-#   - latency: internal/testutil/smtpload at the same concurrency, one
+#   - latency: internal/testutil/smtpflood -mode load at the same concurrency, one
 #     message per connection, per message the time from the TCP connect to
 #     the 250 after the end of DATA; median and p99.
 #   - CPU: each CPU's busy share (user, system, interrupts; not idle, not
@@ -33,7 +33,7 @@
 # this lab they share the machine's CPUs, and every cycle the proxy spends
 # would be taken from the load generator and the sink, which the direct
 # phase does not pay. So by default (PIN=1, with at least 2 CPUs) the hosts
-# (smtp-source, smtpload, smtp-sink) run on HOST_CPUS (default: CPU 0) and
+# (smtp-source, smtpflood, smtp-sink) run on HOST_CPUS (default: CPU 0) and
 # the appliance on BOX_CPUS (default: the other CPUs), in both phases
 # alike; on veth the kernel's work for a packet runs on the sender's CPU,
 # so the hosts' CPU carries what it carries in the direct phase, and the
@@ -45,7 +45,7 @@
 # interface: the box's eth1 and eth2 to BOX_CPUS, all others to
 # HOST_CPUS), as on three machines with their own NICs. In this VM each
 # steered packet costs an inter-processor interrupt, which slows both
-# phases (BENCHMARKS.md, 2026-11-27 afternoon); off by default.
+# phases (docs/benchmarks.md, 2026-11-27 afternoon); off by default.
 #
 # Usage: sudo scripts/bench-smtp.sh   (LAB=rgbench, ROUNDS=3, SCALE=1 multiplies
 #        the message counts, RELAYGATE_BIN=dir with a prebuilt appliance,
@@ -85,7 +85,7 @@ mkdir -p "$OUT/bin"
 chmod 755 "$OUT"
 BIN=${RELAYGATE_BIN:-$OUT/bin}
 [ -n "${RELAYGATE_BIN:-}" ] || CGO_ENABLED=0 go build -o "$BIN/appliance" ./cmd/appliance
-CGO_ENABLED=0 go build -o "$OUT/bin/smtpload" ./internal/testutil/smtpload
+CGO_ENABLED=0 go build -o "$OUT/bin/smtpflood" ./internal/testutil/smtpflood
 CGO_ENABLED=0 go build -o "$OUT/bin/splicerelay" ./internal/testutil/splicerelay
 phases=(direct through)
 if [ "$FLOOR" = 1 ]; then phases=(direct floor through); fi
@@ -127,7 +127,7 @@ ip netns exec "$LAB-mx" "${onhost[@]}" smtp-sink -u nobody -m 1000 "$MX:25" 4096
 pids+=($!)
 
 cnt() { awk -v a="$1" -v s="$SCALE" 'BEGIN { n = int(a * s); print (n < 1 ? 1 : n) }'; }
-# Rows: size, sessions, smtp-source messages, smtpload messages.
+# Rows: size, sessions, smtp-source messages, smtpflood (load) messages.
 rows=(
 	"10240 1 $(cnt 1000) $(cnt 400)"
 	"10240 20 $(cnt 4000) $(cnt 2000)"
@@ -162,8 +162,8 @@ measure() {
 		c1=$(cpustat)
 		busy=$(cpubusy "$c0" "$c1")
 		rate=$(awk -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", n / (b - a) }')
-		lat=$(x relay "${onhost[@]}" timeout 300 "$OUT/bin/smtpload" -addr "$MX:25" -n "$nl" -c "$s" -size "$size")
-		echo "$phase size=$size sessions=$s source_msgs=$n source_rate=$rate cpu_busy%=${busy// //} smtpload: $lat" | tee -a "$OUT/$phase-raw.log" >&2
+		lat=$(x relay "${onhost[@]}" timeout 300 "$OUT/bin/smtpflood" -mode load -target "$MX:25" -n "$nl" -concurrency "$s" -size "$size")
+		echo "$phase size=$size sessions=$s source_msgs=$n source_rate=$rate cpu_busy%=${busy// //} smtpflood: $lat" | tee -a "$OUT/$phase-raw.log" >&2
 		p50=$(sed -n 's/.*p50_ms=\([0-9.]*\).*/\1/p' <<<"$lat")
 		p99=$(sed -n 's/.*p99_ms=\([0-9.]*\).*/\1/p' <<<"$lat")
 		echo "$size $s $rate $p50 $p99 $busy" >>"$OUT/$phase.txt"

@@ -11,7 +11,7 @@ import (
 
 // BenchmarkMessage sends one message (1000 octets or 1 MiB) per iteration
 // over one session, directly to fakemx and through the proxy: the difference is
-// the proxy's added latency per message (the lab's BENCHMARKS.md measures
+// the proxy's added latency per message (the lab's docs/benchmarks.md measures
 // it against Postfix).
 func BenchmarkMessage(b *testing.B) {
 	for _, size := range []int{1000, 1 << 20} {

@@ -228,7 +228,7 @@ func TestEventFieldsShown(t *testing.T) {
 		t.Errorf("events CSV (-want +got):\n%s", diff)
 	}
 
-	// ?q= searches the reply (and what the README lists) in the real store.
+	// ?q= searches the reply (and what docs/api.md lists) in the real store.
 	code, body = api.get(t, "/api/v1/events?q=QUEUED+AS+4xyz9")
 	var r struct{ Events []event.Event }
 	if err := json.Unmarshal(body, &r); code != 200 || err != nil || len(r.Events) != 1 || r.Events[0].Reply != "250 2.0.0 Ok: queued as 4XyZ9" {

@@ -1,15 +1,33 @@
-// Command smtpflood is the load tool of relaygate's benchmarks (never part
-// of the product). Modes:
+// Command smtpflood is the SMTP load generator of relaygate's lab: the
+// benchmarks (scripts/bench-proxy.sh, scripts/bench-smtp.sh) and the
+// integration tests. It is never part of the product. Modes:
 //
 //	flood: open SMTP connections as fast as -concurrency workers can, read
 //	       the greeting, send QUIT, close; report connections per second.
 //	hold:  open -n connections, read each greeting, send EHLO, and hold them
 //	       idle for -hold; report when all are established.
-//	send:  send -n small messages over -concurrency sessions (one message per
-//	       session); report messages per second and per-message latency.
+//	send:  send -n messages over -concurrency sessions, one message per
+//	       session; report messages per second and per-message latency.
 //	       -from and -to set the envelope (default: a sender per message,
 //	       bench<i>@relay.example, to sink@remote.example); -rate paces the
 //	       messages at that many per minute overall (0: as fast as possible).
+//	       Exits 0 even when messages failed (the line says how many).
+//	load:  send, as a relay delivers, with the defaults of the latency
+//	       benchmark (formerly smtpload): 10 KB messages, one sender
+//	       (load@relay.lab.example), EHLO relay.lab.example, -timeout 60s;
+//	       exits 1 when a message failed.
+//
+// In send and load, a message's latency is the time from the start of the
+// TCP connect to the server's reply to the end of DATA: the time a relay
+// waits before it may delete the message from its queue. Both print one
+// line, e.g.
+//
+//	send messages=500 failed=0 secs=0.412 per_second=1213.6 p50_ms=2.911 p90_ms=4.002 p99_ms=7.310 max_ms=9.871
+//
+// scripts/bench-smtp.sh runs load next to Postfix's smtp-source, which
+// reports no latencies:
+//
+//	smtpflood -mode load -target 203.0.113.25:25 -n 500 -concurrency 20 -size 10240
 //
 // Every mode runs for a bounded time and stops by itself.
 package main
@@ -18,6 +36,7 @@ import (
 	"bufio"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"slices"
@@ -27,27 +46,66 @@ import (
 	"time"
 )
 
-func main() {
-	mode := flag.String("mode", "send", "flood, hold or send")
-	target := flag.String("target", "", "host:port of the SMTP server")
-	srcs := flag.String("src", "", "comma-separated source addresses to use in turn (default: any)")
-	n := flag.Int("n", 100, "connections (hold) or messages (send)")
-	conc := flag.Int("concurrency", 1, "parallel workers (flood, send)")
-	dur := flag.Duration("duration", 10*time.Second, "how long to flood")
-	hold := flag.Duration("hold", 30*time.Second, "how long to hold connections (hold)")
-	size := flag.Int("size", 1024, "message body size in octets (send)")
-	timeout := flag.Duration("timeout", 30*time.Second, "per-operation timeout")
-	from := flag.String("from", "", "envelope sender of every message (send; default bench<i>@relay.example)")
-	to := flag.String("to", "sink@remote.example", "recipient of every message (send)")
-	rate := flag.Int("rate", 0, "messages per minute overall (send; 0 = as fast as possible)")
-	flag.Parse()
-	if *target == "" {
-		fmt.Fprintln(os.Stderr, "smtpflood: -target is required")
-		os.Exit(2)
+// modeDefaults are the defaults of -size, -timeout, -from and -helo that
+// differ by mode; a flag given on the command line wins.
+var modeDefaults = map[string]struct {
+	size    int
+	timeout time.Duration
+	from    string // "": a sender per message
+	helo    string
+}{
+	"flood": {timeout: 30 * time.Second, helo: "smtpflood.example"},
+	"hold":  {timeout: 30 * time.Second, helo: "smtpflood.example"},
+	"send":  {size: 1024, timeout: 30 * time.Second, helo: "smtpflood.example"},
+	"load":  {size: 10240, timeout: 60 * time.Second, from: "load@relay.lab.example", helo: "relay.lab.example"},
+}
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+// run is the command with its arguments; it returns the exit status.
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("smtpflood", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	mode := fs.String("mode", "send", "flood, hold, send or load")
+	target := fs.String("target", "", "host:port of the SMTP server, e.g. 203.0.113.25:25")
+	srcs := fs.String("src", "", "comma-separated source addresses to use in turn (default: any)")
+	n := fs.Int("n", 100, "connections (hold) or messages (send, load)")
+	conc := fs.Int("concurrency", 1, "parallel workers (flood) or sessions (send, load)")
+	dur := fs.Duration("duration", 10*time.Second, "how long to flood")
+	hold := fs.Duration("hold", 30*time.Second, "how long to hold connections (hold)")
+	size := fs.Int("size", 0, "message size in octets, approximate (send: default 1024; load: 10240)")
+	timeout := fs.Duration("timeout", 0, "bound on one connection (flood, hold) or one message (send, load); default 30s, load 60s")
+	from := fs.String("from", "", "envelope sender of every message (send: default bench<i>@relay.example; load: load@relay.lab.example)")
+	to := fs.String("to", "sink@remote.example", "recipient of every message (send, load)")
+	helo := fs.String("helo", "", "EHLO name (default smtpflood.example; load: relay.lab.example)")
+	rate := fs.Int("rate", 0, "messages per minute overall (send, load; 0 = as fast as possible)")
+	if err := fs.Parse(args); err != nil {
+		return 2
 	}
-	if *rate < 0 {
-		fmt.Fprintln(os.Stderr, "smtpflood: -rate must be 0 or more")
-		os.Exit(2)
+	def, ok := modeDefaults[*mode]
+	if !ok {
+		fmt.Fprintln(stderr, "smtpflood: unknown -mode", *mode)
+		return 2
+	}
+	if *target == "" {
+		fmt.Fprintln(stderr, "smtpflood: -target is required")
+		return 2
+	}
+	if *rate < 0 || *n < 1 || *conc < 1 || *size < 0 || *timeout < 0 {
+		fmt.Fprintln(stderr, "smtpflood: -n and -concurrency must be at least 1, -rate, -size and -timeout not negative")
+		return 2
+	}
+	if *size == 0 {
+		*size = def.size
+	}
+	if *timeout == 0 {
+		*timeout = def.timeout
+	}
+	if *from == "" {
+		*from = def.from
+	}
+	if *helo == "" {
+		*helo = def.helo
 	}
 	var sources []net.IP
 	for _, s := range strings.Split(*srcs, ",") {
@@ -65,15 +123,17 @@ func main() {
 	}
 	switch *mode {
 	case "flood":
-		flood(dial, *conc, *dur, *timeout)
+		flood(stdout, dial, *conc, *dur, *timeout)
 	case "hold":
-		holdConns(dial, *n, *hold, *timeout)
-	case "send":
-		send(dial, envelope{from: *from, to: *to}, *n, *conc, *rate, *size, *timeout)
-	default:
-		fmt.Fprintln(os.Stderr, "smtpflood: unknown -mode", *mode)
-		os.Exit(2)
+		holdConns(stdout, dial, *helo, *n, *hold, *timeout)
+	case "send", "load":
+		env := envelope{helo: *helo, from: *from, to: *to}
+		failed := send(stdout, stderr, *mode, dial, env, *n, *conc, *rate, *size, *timeout)
+		if *mode == "load" && failed > 0 {
+			return 1
+		}
 	}
+	return 0
 }
 
 type session struct {
@@ -96,21 +156,26 @@ func (s *session) reply() (string, error) {
 	return last, fmt.Errorf("reply too long")
 }
 
-func (s *session) cmd(line string, want byte) error {
+// cmd writes line and reads the reply, which must start with want; name
+// is what an error calls the step (the command's verb when empty).
+func (s *session) cmd(name, line string, want byte) error {
+	if name == "" {
+		name = strings.Fields(line)[0]
+	}
 	if _, err := s.c.Write([]byte(line + "\r\n")); err != nil {
-		return err
+		return fmt.Errorf("%s: %w", name, err)
 	}
 	r, err := s.reply()
 	if err != nil {
-		return err
+		return fmt.Errorf("after %s: %w", name, err)
 	}
 	if r == "" || r[0] != want {
-		return fmt.Errorf("%s: %s", strings.Fields(line)[0], r)
+		return fmt.Errorf("%s: %s", name, r)
 	}
 	return nil
 }
 
-func flood(dial func() (net.Conn, error), conc int, dur, timeout time.Duration) {
+func flood(out io.Writer, dial func() (net.Conn, error), conc int, dur, timeout time.Duration) {
 	var ok, refused, failed atomic.Int64
 	deadline := time.Now().Add(dur)
 	var wg sync.WaitGroup
@@ -140,11 +205,11 @@ func flood(dial func() (net.Conn, error), conc int, dur, timeout time.Duration) 
 	}
 	wg.Wait()
 	total := ok.Load() + refused.Load() + failed.Load()
-	fmt.Printf("flood connections=%d per_second=%.0f greeted=%d refused=%d failed=%d\n",
+	fmt.Fprintf(out, "flood connections=%d per_second=%.0f greeted=%d refused=%d failed=%d\n",
 		total, float64(total)/dur.Seconds(), ok.Load(), refused.Load(), failed.Load())
 }
 
-func holdConns(dial func() (net.Conn, error), n int, hold, timeout time.Duration) {
+func holdConns(out io.Writer, dial func() (net.Conn, error), helo string, n int, hold, timeout time.Duration) {
 	conns := make([]net.Conn, 0, n)
 	start := time.Now()
 	var mu sync.Mutex
@@ -167,7 +232,7 @@ func holdConns(dial func() (net.Conn, error), n int, hold, timeout time.Duration
 				c.Close()
 				return
 			}
-			if err := s.cmd("EHLO smtpflood.example", '2'); err != nil {
+			if err := s.cmd("", "EHLO "+helo, '2'); err != nil {
 				failed.Add(1)
 				c.Close()
 				return
@@ -179,18 +244,20 @@ func holdConns(dial func() (net.Conn, error), n int, hold, timeout time.Duration
 		})
 	}
 	wg.Wait()
-	fmt.Printf("held established=%d failed=%d in=%.1fs\n", len(conns), failed.Load(), time.Since(start).Seconds())
-	os.Stdout.Sync()
+	fmt.Fprintf(out, "held established=%d failed=%d in=%.1fs\n", len(conns), failed.Load(), time.Since(start).Seconds())
+	if f, ok := out.(*os.File); ok {
+		f.Sync()
+	}
 	time.Sleep(hold)
 	for _, c := range conns {
 		c.Close()
 	}
 }
 
-// envelope is what send puts in MAIL FROM and RCPT TO; an empty from
-// means a sender of its own per message.
+// envelope is what send says in EHLO, MAIL FROM and RCPT TO; an empty
+// from means a sender of its own per message.
 type envelope struct {
-	from, to string
+	helo, from, to string
 }
 
 func (e envelope) sender(i int64) string {
@@ -200,22 +267,29 @@ func (e envelope) sender(i int64) string {
 	return fmt.Sprintf("bench%d@relay.example", i)
 }
 
-// send sends n messages over conc workers. With rate > 0 message i (from 1)
-// starts no earlier than (i-1) minutes/rate after the start, so the
-// messages are spread evenly at rate per minute as long as the workers
-// keep up.
-func send(dial func() (net.Conn, error), env envelope, n, conc, rate, size int, timeout time.Duration) {
+// maxErrorLines bounds the failures printed one by one; the rest are
+// counted, and the last one printed at the end.
+const maxErrorLines = 20
+
+// send sends n messages, one per connection, over conc workers and prints
+// one line headed by mode; it returns the number of failed messages. With
+// rate > 0 message i (from 1) starts no earlier than (i-1) minutes/rate
+// after the start, so the messages are spread evenly at rate per minute as
+// long as the workers keep up.
+func send(out, errOut io.Writer, mode string, dial func() (net.Conn, error), env envelope, n, conc, rate, size int, timeout time.Duration) int {
 	var interval time.Duration
 	if rate > 0 {
 		interval = time.Minute / time.Duration(rate)
 	}
-	body := strings.Repeat("relaygate benchmark line of text, 64 octets long, no dots........\r\n", max(1, size/66))
-	var lat []time.Duration
-	var mu sync.Mutex
-	var failed atomic.Int64
-	var idx atomic.Int64
+	var (
+		mu     sync.Mutex
+		lat    []time.Duration
+		failed int
+		last   error
+		idx    atomic.Int64
+		wg     sync.WaitGroup
+	)
 	start := time.Now()
-	var wg sync.WaitGroup
 	for range conc {
 		wg.Go(func() {
 			for {
@@ -226,60 +300,82 @@ func send(dial func() (net.Conn, error), env envelope, n, conc, rate, size int, 
 				if interval > 0 {
 					time.Sleep(time.Until(start.Add(time.Duration(i-1) * interval)))
 				}
-				t0 := time.Now()
-				if err := sendOne(dial, env, i, body, timeout); err != nil {
-					failed.Add(1)
-					fmt.Fprintln(os.Stderr, "smtpflood:", err)
-					continue
-				}
-				d := time.Since(t0)
+				d, err := sendOne(dial, env, i, message(env, i, size), timeout)
 				mu.Lock()
-				lat = append(lat, d)
+				if err != nil {
+					failed++
+					last = err
+					if failed <= maxErrorLines {
+						fmt.Fprintf(errOut, "smtpflood: message %d: %v\n", i, err)
+					}
+				} else {
+					lat = append(lat, d)
+				}
 				mu.Unlock()
 			}
 		})
 	}
 	wg.Wait()
-	el := time.Since(start)
+	secs := time.Since(start).Seconds()
 	slices.Sort(lat)
+	// pct is the nearest-rank percentile in milliseconds.
 	pct := func(p float64) float64 {
 		if len(lat) == 0 {
 			return 0
 		}
-		return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))].Microseconds()) / 1000
+		i := max(0, min(int(p*float64(len(lat))+0.5)-1, len(lat)-1))
+		return float64(lat[i].Microseconds()) / 1000
 	}
-	fmt.Printf("send messages=%d failed=%d per_second=%.1f p50_ms=%.3f p99_ms=%.3f\n",
-		len(lat), failed.Load(), float64(len(lat))/el.Seconds(), pct(0.5), pct(0.99))
+	fmt.Fprintf(out, "%s messages=%d failed=%d secs=%.3f per_second=%.1f p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f max_ms=%.3f\n",
+		mode, len(lat), failed, secs, float64(len(lat))/secs, pct(0.5), pct(0.9), pct(0.99), pct(1))
+	if failed > maxErrorLines {
+		fmt.Fprintf(errOut, "smtpflood: %d messages failed, last: %v\n", failed, last)
+	}
+	return failed
 }
 
-func sendOne(dial func() (net.Conn, error), env envelope, i int64, body string, timeout time.Duration) error {
+// message returns message i of about size octets with its headers, CRLF
+// lines, without the end-of-data line.
+func message(env envelope, i int64, size int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "From: <%s>\r\nTo: <%s>\r\nSubject: load %d\r\nMessage-ID: <load%d.%d@relay.example>\r\n\r\n",
+		env.sender(i), env.to, i, i, time.Now().UnixNano())
+	const line = "relaygate load: a line of text with no dots in it, 78 octets with a line end\r\n"
+	for b.Len() < size {
+		b.WriteString(line)
+	}
+	return b.String()
+}
+
+// sendOne delivers message i on a new connection and returns the time from
+// the start of the connect to the reply to the end of DATA; QUIT follows.
+func sendOne(dial func() (net.Conn, error), env envelope, i int64, msg string, timeout time.Duration) (time.Duration, error) {
+	t0 := time.Now()
 	c, err := dial()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(timeout))
-	s := &session{c: c, r: bufio.NewReader(c)}
+	c.SetDeadline(t0.Add(timeout))
+	s := &session{c: c, r: bufio.NewReaderSize(c, 4096)}
 	if r, err := s.reply(); err != nil || !strings.HasPrefix(r, "220") {
-		return fmt.Errorf("greeting %q: %v", r, err)
+		return 0, fmt.Errorf("greeting %q: %v", r, err)
 	}
 	for _, step := range []struct {
-		line string
-		want byte
+		name, line string
+		want       byte
 	}{
-		{"EHLO smtpflood.example", '2'},
-		{"MAIL FROM:<" + env.sender(i) + ">", '2'},
-		{"RCPT TO:<" + env.to + ">", '2'},
-		{"DATA", '3'},
+		{"", "EHLO " + env.helo, '2'},
+		{"", "MAIL FROM:<" + env.sender(i) + ">", '2'},
+		{"", "RCPT TO:<" + env.to + ">", '2'},
+		{"", "DATA", '3'},
+		{"end of DATA", msg + ".", '2'},
 	} {
-		if err := s.cmd(step.line, step.want); err != nil {
-			return err
+		if err := s.cmd(step.name, step.line, step.want); err != nil {
+			return 0, err
 		}
 	}
-	msg := fmt.Sprintf("From: %s\r\nTo: %s\r\nSubject: bench %d\r\nMessage-ID: <bench%d.%d@relay.example>\r\n\r\n%s.", env.sender(i), env.to, i, i, time.Now().UnixNano(), body)
-	if err := s.cmd(msg, '2'); err != nil {
-		return err
-	}
-	s.cmd("QUIT", '2')
-	return nil
+	d := time.Since(t0)
+	s.cmd("", "QUIT", '2')
+	return d, nil
 }
