@@ -97,7 +97,7 @@ func (e *browserEnv) shot(name string) string {
 }
 
 // publish copies a screenshot to docs/screenshots when
-// RELAYGATE_UPDATE_SCREENSHOTS=1 (run once to refresh the README's).
+// RELAYGATE_UPDATE_SCREENSHOTS=1 (run once to refresh the screenshots in docs/webui.md).
 func (e *browserEnv) publish(src, name string) {
 	if os.Getenv("RELAYGATE_UPDATE_SCREENSHOTS") != "1" || src == "" {
 		return
