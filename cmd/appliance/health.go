@@ -35,7 +35,7 @@ const (
 // health checks that the daemon serves, as the image's boot health check
 // did before it was Go: the bridge exists and is up, the web UI listens on
 // its port, and, when the box can reach it (the management port has an
-// address, or there is no management port), the web UI answers over HTTPS
+// address), the web UI answers over HTTPS
 // with the certificate in data_dir (or web.tls_cert) and its API refuses
 // an unauthenticated request. A management port without an address (no
 // cable, no DHCP answer yet) is not a failure: a good update must not be
@@ -109,19 +109,12 @@ func (m *machine) healthOnce(ctx context.Context, cfg *config.Config, reqTimeout
 }
 
 // healthTarget picks the address to reach the web UI at from the box
-// itself: the listen address when it is a specific one; without a
-// management port (the socket is then bound to no device) the loopback;
-// else an address of the management port, IPv4 first. "" with the reason
-// when there is none.
+// itself: the listen address when it is a specific one, else an address
+// of the management port, IPv4 first (not the loopback: the socket is
+// bound to the management port). "" with the reason when there is none.
 func healthTarget(listenHost, dev string, mgmtAddrs []netip.Prefix) (string, string) {
 	if a, err := netip.ParseAddr(listenHost); err == nil && !a.IsUnspecified() {
 		return a.String(), ""
-	}
-	if dev == "" {
-		if listenHost == "::" {
-			return "::1", ""
-		}
-		return "127.0.0.1", ""
 	}
 	var v6 string
 	for _, p := range mgmtAddrs {
