@@ -1,10 +1,11 @@
 // Package mgmtnet is the management port's addressing: DHCP (the default)
 // or a static address, kept in data_dir/management.conf. The appliance
 // image's console menu writes the same file, and its netconf hook
-// (/usr/lib/relaygate/netconf) turns it into systemd-networkd configuration.
+// (/usr/lib/relaygate/netconf) turns it into systemd-networkd configuration,
+// reading it through `appliance info` (which uses Parse).
 //
-// The file is KEY=VALUE lines, read by the image's shell scripts (the last
-// line of a key wins, '#' starts a comment line):
+// The file is KEY=VALUE lines (the last line of a key wins, '#' starts a
+// comment line):
 //
 //	mode=static          # dhcp | static
 //	address=192.0.2.10/24

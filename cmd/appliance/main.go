@@ -5,6 +5,9 @@
 //	appliance check-config --config FILE   validate a configuration file
 //	appliance token create --data-dir DIR  print a new API bearer token
 //	appliance teardown --config FILE       remove relaygate's rules and routes
+//	appliance info --config FILE           KEY='VALUE' lines for the image's scripts
+//	appliance health --config FILE         exit 0 when the daemon serves
+//	appliance init-config --ports M,I,O    write the first configuration
 //	appliance version
 package main
 
@@ -29,6 +32,9 @@ const usage = `usage:
   appliance check-config --config FILE
   appliance token create --data-dir DIR [--name NAME]
   appliance teardown --config FILE
+  appliance info --config FILE
+  appliance health --config FILE [--timeout DURATION]
+  appliance init-config --ports MANAGEMENT,INSIDE,OUTSIDE [--config FILE] [--data-dir DIR] [--force]
   appliance version
 `
 
@@ -104,6 +110,39 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return errUsage
 		}
 		return teardown(*cfgPath)
+	case "info":
+		fs := flag.NewFlagSet("info", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		cfgPath := fs.String("config", "/etc/relaygate/relaygate.yaml", "configuration file")
+		if err := fs.Parse(args[1:]); err != nil || fs.NArg() > 0 {
+			return errUsage
+		}
+		return writeShellVars(stdout, newMachine().info(*cfgPath, version))
+	case "health":
+		fs := flag.NewFlagSet("health", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		cfgPath := fs.String("config", "/etc/relaygate/relaygate.yaml", "configuration file")
+		timeout := fs.Duration("timeout", 0, "keep trying every 2s for this long (0: once)")
+		if err := fs.Parse(args[1:]); err != nil || fs.NArg() > 0 {
+			return errUsage
+		}
+		ok, err := newMachine().health(ctx, *cfgPath, *timeout)
+		if err != nil {
+			return fmt.Errorf("health: %s", errorLine(err))
+		}
+		fmt.Fprintln(stdout, ok)
+		return nil
+	case "init-config":
+		fs := flag.NewFlagSet("init-config", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		cfgPath := fs.String("config", "/etc/relaygate/relaygate.yaml", "configuration file to create")
+		ports := fs.String("ports", "", "management,inside,outside interface names")
+		dataDir := fs.String("data-dir", "/var/lib/relaygate", "data_dir of the new configuration")
+		force := fs.Bool("force", false, "replace an existing configuration (kept as FILE.prev)")
+		if err := fs.Parse(args[1:]); err != nil || fs.NArg() > 0 || *ports == "" {
+			return errUsage
+		}
+		return initConfig(*cfgPath, *ports, *dataDir, *force, stdout)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "relaygate %s\n", version)
 		return nil
