@@ -925,57 +925,6 @@ func TestSaveMissingDir(t *testing.T) {
 	}
 }
 
-func TestWriteFileAtomic(t *testing.T) {
-	tests := []struct {
-		name     string
-		existing []byte // nil: no file before
-		keepPrev bool
-		want     []string
-	}{
-		{"new file, keepPrev", nil, true, []string{"f"}},
-		{"new file", nil, false, []string{"f"}},
-		{"replace, keepPrev", []byte("old\n"), true, []string{"f", "f.prev"}},
-		{"replace", []byte("old\n"), false, []string{"f"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
-			path := filepath.Join(dir, "f")
-			if tt.existing != nil {
-				if err := os.WriteFile(path, tt.existing, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			data := []byte("new\n")
-			if err := WriteFileAtomic(path, data, tt.keepPrev); err != nil {
-				t.Fatalf("WriteFileAtomic() = %v", err)
-			}
-			if diff := cmp.Diff(tt.want, dirNames(t, dir), netipOpts); diff != "" {
-				t.Errorf("directory mismatch (-want +got):\n%s", diff)
-			}
-			got, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if diff := cmp.Diff(string(data), string(got), netipOpts); diff != "" {
-				t.Errorf("content mismatch (-want +got):\n%s", diff)
-			}
-			if m := fileMode(t, path); m != 0o600 {
-				t.Errorf("mode = %v, want 0600", m)
-			}
-			if tt.keepPrev && tt.existing != nil {
-				prev, err := os.ReadFile(path + ".prev")
-				if err != nil {
-					t.Fatal(err)
-				}
-				if diff := cmp.Diff(string(tt.existing), string(prev), netipOpts); diff != "" {
-					t.Errorf(".prev content mismatch (-want +got):\n%s", diff)
-				}
-			}
-		})
-	}
-}
-
 func TestLoadErrors(t *testing.T) {
 	dir := t.TempDir()
 	missing := filepath.Join(dir, "missing.yaml")

@@ -45,14 +45,3 @@ func (c *Config) Save(path string) error {
 	}
 	return atomicfile.WriteKeepPrev(path, data, 0o600)
 }
-
-// WriteFileAtomic replaces path with data (mode 0600) so that a crash
-// leaves either the old or the new content. With keepPrev, the old file is
-// kept as path+".prev".
-// New code calls internal/atomicfile; this remains for package webui.
-func WriteFileAtomic(path string, data []byte, keepPrev bool) error {
-	if keepPrev {
-		return atomicfile.WriteKeepPrev(path, data, 0o600)
-	}
-	return atomicfile.Write(path, data, 0o600)
-}

@@ -7,7 +7,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/relaygate/relaygate/internal/atomicfile"
+	"github.com/relaygate/relaygate/internal/selfsigned"
 )
 
 // File names of the inspect CA in the data directory. An admin may
@@ -71,34 +71,18 @@ func LoadOrCreateCA(dir string) (*CA, error) {
 }
 
 func newCA(now time.Time) (certPEM, keyPEM []byte, err error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, fmt.Errorf("generate inspect CA key: %w", err)
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		return nil, nil, fmt.Errorf("generate inspect CA serial: %w", err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
+	certPEM, keyPEM, err = selfsigned.Create(&x509.Certificate{
 		Subject:               pkix.Name{CommonName: "relaygate inspect CA", Organization: []string{"relaygate"}},
-		NotBefore:             now.Add(-time.Hour),
 		NotAfter:              now.AddDate(10, 0, 0),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 		MaxPathLenZero:        true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	}, now)
 	if err != nil {
-		return nil, nil, fmt.Errorf("create inspect CA certificate: %w", err)
+		return nil, nil, fmt.Errorf("inspect CA: %w", err)
 	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, nil, fmt.Errorf("marshal inspect CA key: %w", err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), nil
+	return certPEM, keyPEM, nil
 }
 
 func parseCA(certPEM, keyPEM []byte) (*CA, error) {

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/relaygate/relaygate/config"
+	"github.com/relaygate/relaygate/internal/atomicfile"
 )
 
 // certStore holds the HTTPS certificate and lets an administrator replace
@@ -68,10 +68,10 @@ func (cs *certStore) replace(certPEM, keyPEM []byte, now time.Time) (string, err
 	if now.After(leaf.NotAfter) || now.Before(leaf.NotBefore) {
 		return "", fmt.Errorf("certificate is not valid now (valid %s to %s)", leaf.NotBefore.UTC().Format(time.RFC3339), leaf.NotAfter.UTC().Format(time.RFC3339))
 	}
-	if err := config.WriteFileAtomic(filepath.Join(cs.dataDir, GeneratedKeyFile), keyPEM, true); err != nil {
+	if err := atomicfile.WriteKeepPrev(filepath.Join(cs.dataDir, GeneratedKeyFile), keyPEM, 0o600); err != nil {
 		return "", err
 	}
-	if err := config.WriteFileAtomic(filepath.Join(cs.dataDir, GeneratedCertFile), certPEM, true); err != nil {
+	if err := atomicfile.WriteKeepPrev(filepath.Join(cs.dataDir, GeneratedCertFile), certPEM, 0o600); err != nil {
 		return "", err
 	}
 	cs.mu.Lock()

@@ -19,7 +19,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/relaygate/relaygate/config"
+	"github.com/relaygate/relaygate/internal/atomicfile"
 	"github.com/relaygate/relaygate/store"
 )
 
@@ -98,7 +98,7 @@ func PrepareSetup(ctx context.Context, d Deps, dataDir string, console io.Writer
 		if err := os.MkdirAll(dataDir, 0o700); err != nil {
 			return "", fmt.Errorf("create data_dir: %w", err)
 		}
-		if err := config.WriteFileAtomic(path, []byte(token+"\n"), false); err != nil {
+		if err := atomicfile.Write(path, []byte(token+"\n"), 0o600); err != nil {
 			return "", fmt.Errorf("write setup token: %w", err)
 		}
 	}

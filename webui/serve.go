@@ -2,9 +2,6 @@ package webui
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -13,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"net/netip"
@@ -23,6 +19,8 @@ import (
 	"time"
 
 	"github.com/relaygate/relaygate/config"
+	"github.com/relaygate/relaygate/internal/atomicfile"
+	"github.com/relaygate/relaygate/internal/selfsigned"
 )
 
 // Files of the generated certificate in data_dir, used when web.tls_cert
@@ -199,10 +197,10 @@ func serverCert(web config.Web, dataDir string, now time.Time) (tls.Certificate,
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return tls.Certificate{}, "", fmt.Errorf("create data_dir: %w", err)
 	}
-	if err := config.WriteFileAtomic(keyPath, keyPEM, false); err != nil {
+	if err := atomicfile.Write(keyPath, keyPEM, 0o600); err != nil {
 		return tls.Certificate{}, "", err
 	}
-	if err := config.WriteFileAtomic(certPath, certPEM, false); err != nil {
+	if err := atomicfile.Write(certPath, certPEM, 0o600); err != nil {
 		return tls.Certificate{}, "", err
 	}
 	cert, err := tls.X509KeyPair(certPEM, keyPEM)
@@ -215,19 +213,9 @@ func serverCert(web config.Web, dataDir string, now time.Time) (tls.Certificate,
 // generateCert makes a self-signed ECDSA P-256 server certificate for
 // host and ips, valid from an hour before now (clock skew) for ten years.
 func generateCert(host string, ips []netip.Addr, now time.Time) (certPEM, keyPEM []byte, err error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, fmt.Errorf("generate ECDSA key: %w", err)
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		return nil, nil, fmt.Errorf("generate serial number: %w", err)
-	}
 	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: host, Organization: []string{"relaygate"}},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(certValidity),
+		Subject:  pkix.Name{CommonName: host, Organization: []string{"relaygate"}},
+		NotAfter: now.Add(certValidity),
 		// Not a CA: browsers refuse a CA certificate used as a server's.
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageDigitalSignature,
@@ -237,17 +225,7 @@ func generateCert(host string, ips []netip.Addr, now time.Time) (certPEM, keyPEM
 	for _, ip := range ips {
 		tmpl.IPAddresses = append(tmpl.IPAddresses, net.IP(ip.AsSlice()))
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, nil, fmt.Errorf("create certificate for %s: %w", host, err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, nil, fmt.Errorf("marshal ECDSA key: %w", err)
-	}
-	certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	keyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
-	return certPEM, keyPEM, nil
+	return selfsigned.Create(tmpl, now)
 }
 
 // CertFingerprint returns the SHA-256 fingerprint of the first certificate

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/relaygate/relaygate/config"
+	"github.com/relaygate/relaygate/internal/atomicfile"
 	"github.com/relaygate/relaygate/mgmtnet"
 )
 
@@ -86,7 +87,7 @@ func initConfig(path, ports, dataDir string, force bool, stdout io.Writer) error
 		return fmt.Errorf("create the configuration's directory: %w", err)
 	}
 	if force {
-		if err := config.WriteFileAtomic(path, data, true); err != nil {
+		if err := atomicfile.WriteKeepPrev(path, data, 0o600); err != nil {
 			return err
 		}
 	} else if err := writeFileNew(path, data); err != nil {
@@ -98,7 +99,7 @@ func initConfig(path, ports, dataDir string, force bool, stdout io.Writer) error
 		if err := os.MkdirAll(dataDir, 0o700); err != nil {
 			return fmt.Errorf("create data_dir: %w", err)
 		}
-		if err := config.WriteFileAtomic(mf.Path, mgmtnet.Settings{Mode: mgmtnet.DHCP}.Marshal(), false); err != nil {
+		if err := atomicfile.Write(mf.Path, mgmtnet.Settings{Mode: mgmtnet.DHCP}.Marshal(), 0o600); err != nil {
 			return err
 		}
 	}
