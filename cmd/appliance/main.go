@@ -17,11 +17,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"runtime/pprof"
 	"syscall"
+
+	"github.com/relaygate/relaygate/daemon"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -81,7 +82,7 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			}
 			defer pprof.StopCPUProfile()
 		}
-		return runDaemon(ctx, *cfgPath, *logFormat, stderr)
+		return daemon.Run(ctx, daemon.Options{ConfigPath: *cfgPath, LogFormat: *logFormat, Stderr: stderr, Version: version})
 	case "check-config":
 		fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
 		fs.SetOutput(stderr)
@@ -151,16 +152,4 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return nil
 	}
 	return errUsage
-}
-
-func newLogger(w io.Writer, format, level string) *slog.Logger {
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		lv = slog.LevelInfo
-	}
-	opts := &slog.HandlerOptions{Level: lv}
-	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
 }

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"github.com/relaygate/relaygate/bridge"
@@ -24,7 +24,7 @@ func newProxy(d *daemon, cfg *config.Config) (*smtpproxy.Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.onApply = append(d.onApply, func(c *config.Config) {
+	d.OnApply(func(c *config.Config) {
 		p.SetPolicy(policy.New(c))
 		p.SetLimits(smtpproxy.LimitsFromConfig(c.Proxy))
 		p.SetMailLimits(smtpproxy.MailLimitsFromConfig(c.Limits))

@@ -1,12 +1,12 @@
-package main
+package daemon
 
 import (
 	"context"
 	"net"
 	"path/filepath"
-	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/relaygate/relaygate/config"
 	"github.com/relaygate/relaygate/inspect"
@@ -14,9 +14,9 @@ import (
 
 // startInspect builds passive inspection, registers its metrics and its
 // live configuration hook, and captures on the inside and outside ports
-// until ctx ends (wg waits for it). A capture that cannot be opened is
+// until ctx ends (in g). A capture that cannot be opened is
 // logged, not fatal: inspection is never allowed to stop the box.
-func (d *daemon) startInspect(ctx context.Context, reg *prometheus.Registry, wg *sync.WaitGroup) (*inspect.Inspector, error) {
+func (d *daemon) startInspect(ctx context.Context, reg *prometheus.Registry, g *errgroup.Group) (*inspect.Inspector, error) {
 	cfg := d.cfg
 	in, err := inspect.New(cfg, inspect.Options{
 		Logger:      d.log,
@@ -30,7 +30,7 @@ func (d *daemon) startInspect(ctx context.Context, reg *prometheus.Registry, wg 
 		return nil, err
 	}
 	reg.MustRegister(in.Collectors()...)
-	d.onApply = append(d.onApply, func(c *config.Config) { in.SetConfig(c) })
+	d.OnApply(func(c *config.Config) { in.SetConfig(c) })
 	if !cfg.Inspect.On() {
 		d.log.Info("passive inspection disabled (inspect.enabled: false)")
 		return in, nil
@@ -50,15 +50,17 @@ func (d *daemon) startInspect(ctx context.Context, reg *prometheus.Registry, wg 
 	}
 	// Monitor mode reports watching only while every bridge port is read.
 	d.captureAll = len(live) == 2
-	wg.Go(func() {
+	g.Go(func() error {
 		defer func() {
 			for _, s := range live {
 				s.Close()
 			}
 		}()
+		// Logged, not returned: inspection stopping never stops the box.
 		if err := in.Run(ctx, srcs...); err != nil {
 			d.log.Error("passive inspection stopped", "component", "inspect", "err", err)
 		}
+		return nil
 	})
 	return in, nil
 }
