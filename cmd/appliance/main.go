@@ -22,6 +22,7 @@ import (
 	"runtime/pprof"
 	"syscall"
 
+	"github.com/relaygate/relaygate/boot"
 	"github.com/relaygate/relaygate/daemon"
 )
 
@@ -118,7 +119,7 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err := fs.Parse(args[1:]); err != nil || fs.NArg() > 0 {
 			return errUsage
 		}
-		return writeShellVars(stdout, newMachine().info(*cfgPath, version))
+		return boot.WriteInfo(stdout, *cfgPath, version)
 	case "health":
 		fs := flag.NewFlagSet("health", flag.ContinueOnError)
 		fs.SetOutput(stderr)
@@ -127,9 +128,9 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err := fs.Parse(args[1:]); err != nil || fs.NArg() > 0 {
 			return errUsage
 		}
-		ok, err := newMachine().health(ctx, *cfgPath, *timeout)
+		ok, err := boot.Health(ctx, *cfgPath, *timeout)
 		if err != nil {
-			return fmt.Errorf("health: %s", errorLine(err))
+			return fmt.Errorf("health: %w", err)
 		}
 		fmt.Fprintln(stdout, ok)
 		return nil
@@ -143,7 +144,7 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err := fs.Parse(args[1:]); err != nil || fs.NArg() > 0 || *ports == "" {
 			return errUsage
 		}
-		return initConfig(*cfgPath, *ports, *dataDir, *force, stdout)
+		return boot.InitConfig(*cfgPath, *ports, *dataDir, *force, stdout)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "relaygate %s\n", version)
 		return nil

@@ -76,3 +76,29 @@ func TestTokenCreate(t *testing.T) {
 		t.Errorf("the token is stored in clear in the database")
 	}
 }
+
+func TestInfoCommand(t *testing.T) {
+	var out strings.Builder
+	cfg := filepath.Join(t.TempDir(), "missing.yaml")
+	if err := dispatch(t.Context(), []string{"info", "--config", cfg}, &out, os.Stderr); err != nil {
+		t.Fatalf("info with a missing configuration: %v; want success (it never fails a boot)", err)
+	}
+	for _, want := range []string{"\nCONFIG_ERROR='read config: open " + cfg, "\nBRIDGE='br0'\n", "\nMANAGEMENT=''\n"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("info printed\n%s\nwant a line with %q", out.String(), want)
+		}
+	}
+}
+
+func TestBootCommandsUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"init-config"},
+		{"init-config", "--config", "x.yaml"},
+		{"info", "extra"},
+		{"health", "--timeout", "soon"},
+	} {
+		if err := dispatch(t.Context(), args, &strings.Builder{}, &strings.Builder{}); !errors.Is(err, errUsage) {
+			t.Errorf("dispatch(%q) = %v; want a usage error", args, err)
+		}
+	}
+}

@@ -1,4 +1,4 @@
-package main
+package boot
 
 import (
 	"errors"
@@ -106,18 +106,5 @@ func TestInitConfig(t *testing.T) {
 				t.Errorf("files beside the configuration: %v; want no temporary files left", entries)
 			}
 		})
-	}
-}
-
-func TestBootCommandsUsage(t *testing.T) {
-	for _, args := range [][]string{
-		{"init-config"},
-		{"init-config", "--config", "x.yaml"},
-		{"info", "extra"},
-		{"health", "--timeout", "soon"},
-	} {
-		if err := dispatch(t.Context(), args, &strings.Builder{}, &strings.Builder{}); !errors.Is(err, errUsage) {
-			t.Errorf("dispatch(%q) = %v; want a usage error", args, err)
-		}
 	}
 }

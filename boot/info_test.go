@@ -1,4 +1,4 @@
-package main
+package boot
 
 import (
 	"net/netip"
@@ -194,18 +194,5 @@ func TestSetupState(t *testing.T) {
 				t.Errorf("setupState = %q, %q; want %q, %q", pending, token, tc.wantPending, tc.wantToken)
 			}
 		})
-	}
-}
-
-func TestInfoCommand(t *testing.T) {
-	var out strings.Builder
-	cfg := filepath.Join(t.TempDir(), "missing.yaml")
-	if err := dispatch(t.Context(), []string{"info", "--config", cfg}, &out, os.Stderr); err != nil {
-		t.Fatalf("info with a missing configuration: %v; want success (it never fails a boot)", err)
-	}
-	for _, want := range []string{"\nCONFIG_ERROR='read config: open " + cfg, "\nBRIDGE='br0'\n", "\nMANAGEMENT=''\n"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("info printed\n%s\nwant a line with %q", out.String(), want)
-		}
 	}
 }

@@ -1,14 +1,14 @@
-package main
-
-// The boot commands (info, health, init-config) answer the appliance
-// image's systemd units, so that no shell script on the box reads the
-// configuration file: this binary is its only parser (STYLE.md point 23).
-// They read the running system through machine: files below a root
-// directory ("/" on the box, a temporary tree in tests) and the network
-// links through the kernel interface.
+// Package boot is the appliance image's boot logic: what `appliance info`,
+// `appliance health` and `appliance init-config` answer the image's systemd
+// units, so that no shell script on the box reads the configuration file:
+// the binary is its only parser. It reads the running system through
+// machine: files below a root directory ("/" on the box, a temporary tree
+// in tests) and the network links through the kernel interface.
+package boot
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -18,6 +18,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 	"unicode/utf16"
 
 	"gopkg.in/yaml.v3"
@@ -25,6 +26,31 @@ import (
 	"github.com/relaygate/relaygate/config"
 	"github.com/relaygate/relaygate/update"
 )
+
+// WriteInfo writes what the image's scripts need as KEY='VALUE' lines,
+// quoted for sh, for the configuration at cfgPath; version is the binary's.
+// Unknown values are empty: it fails only when w does.
+func WriteInfo(w io.Writer, cfgPath, version string) error {
+	return writeShellVars(w, newMachine().info(cfgPath, version))
+}
+
+// Health checks, for up to timeout (0: once), that the daemon of the
+// configuration at cfgPath serves, and returns a one-line summary; its
+// error is one line too.
+func Health(ctx context.Context, cfgPath string, timeout time.Duration) (string, error) {
+	ok, err := newMachine().health(ctx, cfgPath, timeout)
+	if err != nil {
+		return "", errors.New(errorLine(err))
+	}
+	return ok, nil
+}
+
+// InitConfig writes the first configuration for the interfaces ports
+// ("management,inside,outside") to path, with dataDir, and reports on
+// stdout; it refuses to replace an existing file unless force.
+func InitConfig(path, ports, dataDir string, force bool, stdout io.Writer) error {
+	return initConfig(path, ports, dataDir, force, stdout)
+}
 
 // Paths on the box, relative to machine.root.
 const (
