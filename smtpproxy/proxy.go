@@ -209,7 +209,7 @@ type Proxy struct {
 	nextID      atomic.Uint64
 
 	mu        sync.Mutex
-	total     int                // open connections, relays included
+	total     int                  // open connections, relays included
 	perSource map[netip.Prefix]int // open non-relay connections by source (sourcekey: IPv4 address, IPv6 /64)
 
 	// Events that floods would repeat, at most one per key and minute.
