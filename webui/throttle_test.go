@@ -1,6 +1,7 @@
 package webui
 
 import (
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -359,5 +360,64 @@ func TestThrottleEvictsOldest(t *testing.T) {
 	}
 	if len(th2.m) != 2 {
 		t.Errorf("%d entries after pruning dead ones, want 2", len(th2.m))
+	}
+}
+
+// Setup and the password change take a hashing slot too: without one
+// they answer 429 with Retry-After and change nothing.
+func TestHashBusySetupAndPasswordChange(t *testing.T) {
+	d, h := testDeps(t)
+	hold, release := make(chan struct{}), make(chan struct{})
+	var holding atomic.Bool
+	d.hashSlots, d.hashWait = 1, 20*time.Millisecond
+	d.hashHook = func() {
+		if holding.Load() {
+			hold <- struct{}{}
+			<-release
+		}
+	}
+	h.router = NewRouter(d)
+	tok, err := PrepareSetup(t.Context(), d, "", io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// occupy takes the only slot with a login until the returned func.
+	occupy := func() func() {
+		holding.Store(true)
+		b := h.browser(t)
+		b.remote = "203.0.113.50:1"
+		done := make(chan struct{})
+		go func() {
+			b.do("POST", "/login", url.Values{"username": {adminUser}, "password": {"x"}}, nil)
+			close(done)
+		}()
+		<-hold
+		holding.Store(false)
+		return func() { release <- struct{}{}; <-done }
+	}
+	b := h.browser(t)
+	setup := url.Values{"token": {tok}, "username": {adminUser}, "password": {adminPass}, "password2": {adminPass}}
+	free := occupy()
+	w := b.do("POST", "/setup", setup, nil)
+	free()
+	if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") == "" || !strings.Contains(w.Body.String(), "busy checking other passwords") {
+		t.Fatalf("setup without a slot = %d, Retry-After %q, want 429 with the message", w.Code, w.Header().Get("Retry-After"))
+	}
+	if n, _ := h.store.UserCount(t.Context()); n != 0 {
+		t.Fatal("setup without a slot created a user")
+	}
+	if w := b.do("POST", "/setup", setup, nil); w.Code != http.StatusSeeOther {
+		t.Fatalf("setup again (the token still works) = %d, want 303", w.Code)
+	}
+	b.refreshCSRF()
+	const newPass = "a much better passphrase 2026"
+	free = occupy()
+	w = b.post("/account/password", url.Values{"current": {adminPass}, "password": {newPass}, "password2": {newPass}})
+	free()
+	if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") == "" {
+		t.Fatalf("password change without a slot = %d, want 429 with Retry-After", w.Code)
+	}
+	if w := h.browser(t).login(adminUser, adminPass); w.Code != http.StatusSeeOther {
+		t.Errorf("login with the old password after the refused change = %d, want 303", w.Code)
 	}
 }
