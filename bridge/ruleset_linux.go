@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/relaygate/relaygate/config"
+	"github.com/relaygate/relaygate/internal/sourcekey"
 )
 
 // ruleset is everything the nftables tables are built from.
@@ -462,20 +463,18 @@ func floodRules(conn *nftables.Conn, t *nftables.Table, add func([]expr.Any), po
 	add(join(metaProtocol(etherTypeIPv4), notRelay(false, relays4), tcp(), tcpPort(2, ports), syn,
 		[]expr.Any{&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4}},
 		limit(flood4)))
-	mask64 := append(bytesOf(0xff, 8), make([]byte, 8)...)
 	add(join(metaProtocol(etherTypeIPv6), notRelay(true, relays6), tcp(), tcpPort(2, ports), syn,
 		[]expr.Any{
 			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 8, Len: 16},
-			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 16, Mask: mask64, Xor: make([]byte, 16)},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 16, Mask: floodMask6(), Xor: make([]byte, 16)},
 		},
 		limit(flood6)))
 	return nil
 }
 
-func bytesOf(b byte, n int) []byte {
-	out := make([]byte, n)
-	for i := range out {
-		out[i] = b
-	}
-	return out
+// floodMask6 is the mask that makes an IPv6 source address the key of the
+// flood sets: its sourcekey prefix (/64), the same source as the proxy's
+// per-source cap and the web UI's login throttle count.
+func floodMask6() []byte {
+	return net.CIDRMask(sourcekey.IPv6Bits, 128)
 }

@@ -434,3 +434,32 @@ func TestEventThrottleBounded(t *testing.T) {
 		t.Errorf("throttle holds %d keys, bound %d", n, maxThrottleKeys)
 	}
 }
+
+// A full eventThrottle forgets only keys whose last event is older than
+// eventEvery (the oldest); keys still within it are never evicted, or a
+// flood could get their events recorded again. New keys are held back
+// instead.
+func TestEventThrottleEvictsOnlyExpired(t *testing.T) {
+	var th eventThrottle[int]
+	t0 := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	half := maxThrottleKeys / 2
+	for k := range maxThrottleKeys {
+		at := t0
+		if k >= half {
+			at = t0.Add(eventEvery / 2) // the younger half
+		}
+		th.allow(k, at)
+	}
+	now := t0.Add(eventEvery) // the older half has expired
+	if ok, _, _ := th.allow(-1, now); !ok {
+		t.Fatal("a new key was refused although old keys had expired")
+	}
+	if n := len(th.last); n != maxThrottleKeys-half+1 {
+		t.Errorf("%d keys after the sweep, want the %d younger ones and the new one", n, maxThrottleKeys-half)
+	}
+	for k := half; k < maxThrottleKeys; k++ {
+		if ok, _, _ := th.allow(k, now); ok {
+			t.Fatalf("younger key %d was evicted: its event recorded again within eventEvery", k)
+		}
+	}
+}

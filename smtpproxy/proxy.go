@@ -47,6 +47,7 @@ import (
 
 	"github.com/relaygate/relaygate/config"
 	"github.com/relaygate/relaygate/event"
+	"github.com/relaygate/relaygate/internal/sourcekey"
 	"github.com/relaygate/relaygate/policy"
 )
 
@@ -208,11 +209,11 @@ type Proxy struct {
 	nextID      atomic.Uint64
 
 	mu        sync.Mutex
-	total     int                // open connections, relays included
-	perSource map[netip.Addr]int // open non-relay connections by source
+	total     int                  // open connections, relays included
+	perSource map[netip.Prefix]int // open non-relay connections by source (sourcekey: IPv4 address, IPv6 /64)
 
 	// Events that floods would repeat, at most one per key and minute.
-	refusals         eventThrottle[netip.Addr] // by source, at the connection caps
+	refusals         eventThrottle[netip.Prefix] // by source (sourcekey), at the connection caps
 	deferrals        eventThrottle[deferralKey]
 	upstreamRefusals eventThrottle[upstreamKey]
 }
@@ -239,7 +240,7 @@ func New(opts Options) (*Proxy, error) {
 		hostname:  opts.Hostname,
 		grace:     opts.ShutdownGrace,
 		metrics:   newMetrics(),
-		perSource: map[netip.Addr]int{},
+		perSource: map[netip.Prefix]int{},
 		series:    opts.Series,
 		now:       opts.Now,
 		limiter:   newLimiter(),
@@ -404,35 +405,39 @@ func isTransient(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// admit counts a new connection in, or says which cap it is over.
+// admit counts a new connection in, or says which cap it is over. The
+// per-source cap counts sources as sourcekey does (an IPv6 /64 is one
+// source), as the kernel's flood limit does.
 func (p *Proxy) admit(src netip.Addr, relay bool, l Limits) (ok bool, reason string) {
+	key := sourcekey.Key(src)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	switch {
 	case relay && p.total >= l.MaxConns:
 		return false, "max_conns"
-	case !relay && p.perSource[src] >= l.MaxConnsPerSource:
+	case !relay && p.perSource[key] >= l.MaxConnsPerSource:
 		return false, "max_conns_per_source"
 	case !relay && p.total >= l.NonRelayCap():
 		return false, "max_conns"
 	}
 	p.total++
 	if !relay {
-		p.perSource[src]++
+		p.perSource[key]++
 	}
 	return true, ""
 }
 
 // release counts a connection out.
 func (p *Proxy) release(src netip.Addr, relay bool) {
+	key := sourcekey.Key(src)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.total--
 	if !relay {
-		if p.perSource[src] <= 1 {
-			delete(p.perSource, src)
+		if p.perSource[key] <= 1 {
+			delete(p.perSource, key)
 		} else {
-			p.perSource[src]--
+			p.perSource[key]--
 		}
 	}
 }
@@ -604,7 +609,7 @@ func (s *server) refuse(c net.Conn, cn *conn, isRelay bool, relay policy.Relay, 
 		Code:       421,
 		Detail:     fmt.Sprintf("421 4.7.0 %s (%s); further refusals of this source within %s are not recorded one by one (counted in the series)", text, reason, eventEvery),
 	}
-	if ok, _, _ := p.refusals.allow(cn.src, cn.start); ok {
+	if ok, _, _ := p.refusals.allow(sourcekey.Key(cn.src), cn.start); ok {
 		p.record(e)
 	} else {
 		p.tally(e)

@@ -164,9 +164,11 @@ func safeNext(n string) string {
 }
 
 // postLogin checks username and password (form fields) and starts a
-// session. Failures count toward the per-username and per-address
-// lockouts; a locked-out attempt gets 429 with Retry-After whatever the
-// password.
+// session. Every attempt counts as a failure of the username from the
+// client's source and of the source, before the password is hashed, and
+// is given back when it succeeds; a locked-out attempt gets 429 with
+// Retry-After whatever the password, and so does one that gets no
+// hashing slot (nothing counted then).
 func (s *server) postLogin(c *gin.Context) {
 	username := strings.TrimSpace(c.PostForm("username"))
 	password := c.PostForm("password")
@@ -177,37 +179,47 @@ func (s *server) postLogin(c *gin.Context) {
 		s.renderMessage(c, http.StatusForbidden, "err_csrf")
 		return
 	}
-	if s.loginThrottled(c, username, p) {
+	att, ok := s.beginAttempt(c, username, true, p)
+	if !ok {
 		return
 	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), s.storeTimeout)
 	defer cancel()
-	ok := false
+	ok = false
 	if validUsername(username) && len(password) <= maxPasswordLen {
 		hash, found, err := s.passwordHash(ctx, username)
 		if err != nil {
+			att.cancel()
 			s.pageError(c, http.StatusInternalServerError, "password hash", err)
 			return
 		}
-		if !found {
-			// Same work for an unknown user, so that timing does not
-			// tell which usernames exist.
-			if hash, err = s.dummyHash(); err != nil {
-				s.pageError(c, http.StatusInternalServerError, "password hash", err)
-				return
+		var match bool
+		busy := s.hashes.run(ctx, func() {
+			if !found {
+				// Same work for an unknown user, so that timing does
+				// not tell which usernames exist.
+				if hash, err = s.dummyHash(); err != nil {
+					return
+				}
 			}
+			var cerr error
+			if match, cerr = checkPassword(hash, password); cerr != nil {
+				s.log.Error("check password", "err", cerr, "username", username)
+			}
+		})
+		if busy != nil {
+			att.cancel()
+			s.hashBusy(c, p, busy)
+			return
 		}
-		match, err := checkPassword(hash, password)
 		if err != nil {
-			s.log.Error("check password", "err", err, "username", username)
+			att.cancel()
+			s.pageError(c, http.StatusInternalServerError, "password hash", err)
+			return
 		}
 		ok = match && found
 	}
 	if !ok {
-		s.ipThrottle.fail(remoteAddr(c))
-		if username != "" && validUsername(username) {
-			s.userThrottle.fail(strings.ToLower(username))
-		}
 		// The name is the client's: bounded and quoted in the records.
 		shown := username
 		if len(shown) > 64 {
@@ -220,7 +232,7 @@ func (s *server) postLogin(c *gin.Context) {
 		s.render(c, http.StatusUnauthorized, "login.html", p)
 		return
 	}
-	s.userThrottle.reset(strings.ToLower(username))
+	att.ok()
 	if err := s.startSession(c, username); err != nil {
 		s.pageError(c, http.StatusInternalServerError, "start session", err)
 		return
@@ -265,16 +277,21 @@ func (s *server) postSetup(c *gin.Context) {
 	p := s.newPage(c, "setup.html", "setup")
 	errs := map[string]string{}
 	p.Data = gin.H{"Username": username, "TokenFile": filepath.Join(s.dataDir(), SetupTokenFile), "MinLen": MinPasswordLen, "Errors": errs}
-	if s.loginThrottled(c, "", p) {
+	// A wrong token counts toward the source's lockout, before anything
+	// is hashed; a right one is given back.
+	att, ok := s.beginAttempt(c, "", true, p)
+	if !ok {
 		return
 	}
-	ok, err := s.checkSetupToken(ctx, c.PostForm("token"))
+	ok, err = s.checkSetupToken(ctx, c.PostForm("token"))
 	if err != nil {
+		att.cancel()
 		s.pageError(c, http.StatusInternalServerError, "check setup token", err)
 		return
 	}
-	if !ok {
-		s.ipThrottle.fail(remoteAddr(c))
+	if ok {
+		att.ok()
+	} else {
 		s.audit(c, "setup", "setup.failed", "wrong setup token")
 		errs["token"] = p.M["err_setup_token"]
 	}
@@ -287,7 +304,11 @@ func (s *server) postSetup(c *gin.Context) {
 		s.render(c, http.StatusBadRequest, "setup.html", p)
 		return
 	}
-	hash, err := hashPassword(s.argon, password)
+	var hash string
+	if busy := s.hashes.run(ctx, func() { hash, err = hashPassword(s.argon, password) }); busy != nil {
+		s.hashBusy(c, p, busy)
+		return
+	}
 	if err != nil {
 		s.pageError(c, http.StatusInternalServerError, "hash password", err)
 		return
@@ -329,27 +350,41 @@ func (s *server) postPassword(c *gin.Context) {
 	p.Data = gin.H{"Errors": errs, "MinLen": MinPasswordLen}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), s.storeTimeout)
 	defer cancel()
-	if s.loginThrottled(c, se.Username, p) {
+	// A wrong current password counts toward the lockout of the username
+	// from this source, before anything is hashed.
+	att, ok := s.beginAttempt(c, se.Username, false, p)
+	if !ok {
 		return
 	}
 	hash, found, err := s.passwordHash(ctx, se.Username)
 	if err != nil {
+		att.cancel()
 		s.pageError(c, http.StatusInternalServerError, "password hash", err)
 		return
 	}
 	cur, next, next2 := c.PostForm("current"), c.PostForm("password"), c.PostForm("password2")
-	if ok, _ := checkPassword(hash, cur); !ok || !found {
-		s.userThrottle.fail(strings.ToLower(se.Username))
-		errs["current"] = p.M["err_current_password"]
-	} else {
+	var nh string
+	busy := s.hashes.run(ctx, func() {
+		if ok, _ := checkPassword(hash, cur); !ok || !found {
+			errs["current"] = p.M["err_current_password"]
+			return
+		}
+		att.ok()
 		checkNewPassword(p, se.Username, next, next2, errs)
+		if len(errs) == 0 {
+			nh, err = hashPassword(s.argon, next)
+		}
+	})
+	if busy != nil {
+		att.cancel()
+		s.hashBusy(c, p, busy)
+		return
 	}
 	if len(errs) > 0 {
 		p.Error = p.M["err_form"]
 		s.render(c, http.StatusBadRequest, "account.html", p)
 		return
 	}
-	nh, err := hashPassword(s.argon, next)
 	if err != nil {
 		s.pageError(c, http.StatusInternalServerError, "hash password", err)
 		return

@@ -1,12 +1,14 @@
 package webui
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -155,4 +157,50 @@ func validUsername(u string) bool {
 		}
 	}
 	return true
+}
+
+const (
+	// maxConcurrentHashes bounds the argon2id hashes (and checks)
+	// computed at once across the process: each takes defaultArgon's
+	// 64 MiB, and a burst of logins must not take the appliance's
+	// memory.
+	maxConcurrentHashes = 2
+	// hashWait is how long a request waits for a hashing slot before it
+	// is answered 429 Too Many Requests.
+	hashWait = 2 * time.Second
+)
+
+// errHashBusy: no hashing slot within the wait.
+var errHashBusy = errors.New("password hashing busy")
+
+// hashGate is a semaphore of hashing slots.
+type hashGate struct {
+	slots chan struct{}
+	wait  time.Duration
+	hook  func() // tests: runs in the slot before f
+}
+
+func newHashGate(slots int, wait time.Duration, hook func()) *hashGate {
+	return &hashGate{slots: make(chan struct{}, slots), wait: wait, hook: hook}
+}
+
+// run runs f, which hashes or checks passwords, in a slot. It returns
+// errHashBusy when no slot is free within the wait, ctx's error when ctx
+// ends first; f has not run then.
+func (g *hashGate) run(ctx context.Context, f func()) error {
+	t := time.NewTimer(g.wait)
+	defer t.Stop()
+	select {
+	case g.slots <- struct{}{}:
+	case <-t.C:
+		return errHashBusy
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-g.slots }()
+	if g.hook != nil {
+		g.hook()
+	}
+	f()
+	return nil
 }

@@ -1,6 +1,7 @@
 package webui
 
 import (
+	"cmp"
 	"fmt"
 	"html/template"
 	"log/slog"
@@ -48,12 +49,17 @@ type server struct {
 	// reputationHistory reads stored blocklist checks; nil answers 501.
 	reputationHistory ReputationHistory
 
-	argon        argonParams
-	dummyHash    func() (string, error) // checked for unknown usernames (equal timing)
-	userThrottle *throttle
-	ipThrottle   *throttle
-	templates    map[string]*template.Template
-	catalog      map[string]map[string]string
+	argon     argonParams
+	dummyHash func() (string, error) // checked for unknown usernames (equal timing)
+	// pairThrottle counts failures per username and source,
+	// sourceThrottle per source (sourcekey).
+	pairThrottle   *throttle
+	sourceThrottle *throttle
+	// hashes bounds the password hashes computed at once (argon2id
+	// takes 64 MiB each).
+	hashes    *hashGate
+	templates map[string]*template.Template
+	catalog   map[string]map[string]string
 }
 
 // NewRouter returns the HTTP handler of the management interface.
@@ -120,8 +126,9 @@ func NewRouter(d Deps) *gin.Engine {
 	s.dummyHash = sync.OnceValues(func() (string, error) {
 		return hashPassword(argon, "relaygate dummy password for unknown users")
 	})
-	s.userThrottle = newThrottle(s.now, userMaxFails, failWindow, lockoutFor)
-	s.ipThrottle = newThrottle(s.now, ipMaxFails, failWindow, lockoutFor)
+	s.pairThrottle = newThrottle(s.now, pairMaxFails, failWindow, lockoutFor)
+	s.sourceThrottle = newThrottle(s.now, sourceMaxFails, failWindow, lockoutFor)
+	s.hashes = newHashGate(cmp.Or(d.hashSlots, maxConcurrentHashes), cmp.Or(d.hashWait, hashWait), d.hashHook)
 	var err error
 	if s.templates, err = parseTemplates(); err != nil {
 		panic(err)

@@ -32,15 +32,17 @@ const (
 	// sessionTouchEvery limits last_seen writes to one per minute.
 	sessionTouchEvery = time.Minute
 
-	// Failed logins: after userMaxFails failures for one username (or
-	// ipMaxFails from one client address) within failWindow, further
-	// attempts are refused with 429 for lockoutFor.
-	userMaxFails = 5
-	ipMaxFails   = 20
-	failWindow   = 15 * time.Minute
-	lockoutFor   = 15 * time.Minute
+	// Failed logins: after pairMaxFails failures for one username from
+	// one source (sourcekey: an IPv4 address, an IPv6 /64), or
+	// sourceMaxFails from one source whatever the username, within
+	// failWindow, further attempts of that pair or source are refused
+	// with 429 for lockoutFor. Other sources are not affected.
+	pairMaxFails   = 5
+	sourceMaxFails = 20
+	failWindow     = 15 * time.Minute
+	lockoutFor     = 15 * time.Minute
 	// maxThrottleKeys bounds the throttle's memory under a spray of
-	// usernames or addresses.
+	// usernames or sources.
 	maxThrottleKeys = 10000
 
 	// SessionCookie holds the session id. The __Host- prefix makes

@@ -186,6 +186,12 @@ type Deps struct {
 	// argon overrides the password hashing cost (tests); nil means
 	// defaultArgon.
 	argon *argonParams
+	// hashSlots and hashWait override maxConcurrentHashes and hashWait
+	// (tests); hashHook, when set, runs in every hashing slot before
+	// the hash (tests: it records concurrency).
+	hashSlots int
+	hashWait  time.Duration
+	hashHook  func()
 	// certs is the HTTPS certificate Serve uses, for replacement by
 	// upload; nil (NewRouter outside Serve) disables it.
 	certs *certStore
