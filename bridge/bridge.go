@@ -64,7 +64,8 @@ const (
 	CounterReturned = "returned"
 	// CounterReset counts non-relay packets reset while the proxy was not serving.
 	CounterReset = "reset"
-	// CounterTaggedRelay counts 802.1Q-tagged relay packets bridged straight through.
+	// CounterTaggedRelay counts tagged relay packets (802.1Q, 802.1ad,
+	// 0x9100, stacked) bridged straight through.
 	CounterTaggedRelay = "tagged_relay"
 	// CounterTaggedDropped counts 802.1Q-tagged non-relay packets dropped.
 	// They are dropped, not reset: the reset the netdev hook builds leaves
