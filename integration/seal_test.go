@@ -24,8 +24,7 @@ import (
 // daemon serving and after kill -9 (the failure behaviour), and each is
 // counted. Tagged non-SMTP and a relay's single-tagged SYN still cross.
 func TestSeal(t *testing.T) {
-	l := needLab(t)
-	_ = l
+	needLab(t)
 	for _, state := range []string{"serving", "killed"} {
 		t.Run(state, func(t *testing.T) {
 			a := startAppliance(t, "enforce", "")
@@ -320,8 +319,7 @@ func ipv6WithDestOpts(t *testing.T, from, to string, optSize int, l4 gopacket.Se
 // ipv6Fragments fragments an IPv6 packet carrying l4 (behind a Destination
 // Options header of optSize bytes when optSize > 0) so that each fragment
 // carries at most fragSize bytes of the fragmentable part (a multiple of 8;
-// 0: one fragment, the whole packet, with M clear at offset 0... i.e. an
-// atomic fragment).
+// 0: a single atomic fragment, offset 0 and M clear).
 func ipv6Fragments(t *testing.T, from, to string, optSize int, l4 gopacket.SerializableLayer, fragSize int) [][]byte {
 	body := l4Bytes(t, from, to, l4)
 	next := byte(l4Proto(l4))
