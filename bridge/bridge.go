@@ -64,12 +64,22 @@ const (
 	CounterReturned = "returned"
 	// CounterReset counts non-relay packets reset while the proxy was not serving.
 	CounterReset = "reset"
-	// CounterTaggedRelay counts 802.1Q-tagged relay packets bridged straight through.
+	// CounterTaggedRelay counts tagged relay packets (802.1Q, 802.1ad,
+	// 0x9100, stacked) bridged straight through.
 	CounterTaggedRelay = "tagged_relay"
 	// CounterTaggedDropped counts 802.1Q-tagged non-relay packets dropped.
 	// They are dropped, not reset: the reset the netdev hook builds leaves
 	// untagged and would never reach the sender's VLAN.
 	CounterTaggedDropped = "tagged_dropped"
+	// CounterStackedDropped counts non-relay SMTP (or TCP whose port cannot
+	// be read) in frames with an 802.1ad or 0x9100 tag or stacked tags,
+	// dropped: the proxy cannot terminate them and the kernel does not
+	// parse past the first tag.
+	CounterStackedDropped = "stacked_dropped"
+	// CounterFragDropped counts IPv4 and IPv6 TCP fragments (and IPv6
+	// fragments behind extension headers) from non-relays, dropped: no
+	// port can be matched in them.
+	CounterFragDropped = "frag_dropped"
 	// CounterFloodDropped counts non-relay SYNs dropped over
 	// proxy.new_conns_per_source.
 	CounterFloodDropped = "flood_dropped"

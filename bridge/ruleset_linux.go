@@ -63,7 +63,21 @@ const (
 	etherTypeIPv4 = 0x0800
 	etherTypeIPv6 = 0x86dd
 	etherTypeVLAN = 0x8100
+	etherTypeQinQ = 0x88a8 // 802.1ad service tag
+	etherType9100 = 0x9100 // pre-802.1ad vendor outer tag
 )
+
+// vlanTPIDs are the tag protocol identifiers of the VLAN tags the stacked
+// chain looks through.
+var vlanTPIDs = []uint16{etherTypeVLAN, etherTypeQinQ, etherType9100}
+
+// ip6TCPOrExt are the IPv6 next-header values behind which TCP may hide:
+// TCP itself and the extension headers (RFC 8200, RFC 7045's list).
+var ip6TCPOrExt = []byte{0, unix.IPPROTO_TCP, 43, 44, 51, 60, 135, 139, 140, 253, 254}
+
+// maxParsedTags is how many stacked tags the stacked chain reads through to
+// the IP header; a frame with more is dropped (see stackedRules).
+const maxParsedTags = 3
 
 // Rule building blocks. Register 1 is the scratch register throughout.
 
@@ -340,13 +354,40 @@ func build(conn *nftables.Conn, r ruleset, withAlive bool, g guardFamily) error 
 			return fmt.Errorf("AddSet(%s): %w", s.set.Name, err)
 		}
 	}
-	for _, name := range []string{CounterReset, CounterTaggedRelay, CounterTaggedDropped, CounterFloodDropped} {
+	for _, name := range []string{CounterReset, CounterTaggedRelay, CounterTaggedDropped, CounterStackedDropped, CounterFragDropped, CounterFloodDropped} {
 		conn.AddObj(&nftables.CounterObj{Table: gt, Name: name})
+	}
+	tpids := &nftables.Set{Table: gt, Name: "vlan_tpids", KeyType: nftables.TypeEtherType, Constant: true}
+	var tpidEls []nftables.SetElement
+	for _, tp := range vlanTPIDs {
+		tpidEls = append(tpidEls, nftables.SetElement{Key: binaryutil.BigEndian.PutUint16(tp)})
+	}
+	tcpOrExt := &nftables.Set{Table: gt, Name: "ip6_tcp_or_ext", KeyType: nftables.TypeInetProto, Constant: true}
+	var extEls []nftables.SetElement
+	for _, nh := range ip6TCPOrExt {
+		extEls = append(extEls, nftables.SetElement{Key: []byte{nh}})
+	}
+	for _, s := range []struct {
+		set *nftables.Set
+		els []nftables.SetElement
+	}{{tpids, tpidEls}, {tcpOrExt, extEls}} {
+		if err := conn.AddSet(s.set, s.els); err != nil {
+			return fmt.Errorf("AddSet(%s): %w", s.set.Name, err)
+		}
 	}
 	add := func(e []expr.Any) { conn.AddRule(&nftables.Rule{Table: gt, Chain: gChain, Exprs: join(inside, e)}) }
 	add(join(vlanInner(etherTypeIPv4), saddrIn(false, relays4), tcp(), tcpPort(2, gPorts), []expr.Any{counter(CounterTaggedRelay), accept()}))
 	add(join(vlanInner(etherTypeIPv6), saddrIn(true, relays6), tcp(), tcpPort(2, gPorts), []expr.Any{counter(CounterTaggedRelay), accept()}))
 	add(join(etherType(etherTypeVLAN), tcp(), tcpPort(2, gPorts), []expr.Any{counter(CounterTaggedDropped), &expr.Verdict{Kind: expr.VerdictDrop}}))
+	// Other and stacked tags, in a chain of their own: one lookup for
+	// untagged frames.
+	stChain := conn.AddChain(&nftables.Chain{Name: "stacked", Table: gt})
+	for _, e := range stackedRules(tpids, tcpOrExt, gPorts, relays4, relays6) {
+		conn.AddRule(&nftables.Rule{Table: gt, Chain: stChain, Exprs: e})
+	}
+	add(join(llIn(12, 2, tpids), []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: stChain.Name}}))
+	add(fragRules4(relays4))
+	add(fragRules6(tcpOrExt, relays6))
 	if r.NewConnsPerSource > 0 {
 		if err := floodRules(conn, gt, add, gPorts, relays4, relays6, r.NewConnsPerSource); err != nil {
 			return err
@@ -392,6 +433,124 @@ func build(conn *nftables.Conn, r ruleset, withAlive bool, g guardFamily) error 
 			setMark(DivertMark), []expr.Any{accept()})})
 	}
 	return nil
+}
+
+// Raw link-layer payload matches, for what the kernel does not parse. The
+// offsets are those of the frame as sent: nftables rebuilds a tag the
+// kernel took off into metadata (vlan offload, or skb_vlan_untag for
+// 802.1Q and 802.1ad on receive) in the link-layer header it reads.
+
+func ll(off, n uint32) expr.Any {
+	return &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseLLHeader, Offset: off, Len: n}
+}
+
+func llEq(off, n uint32, v []byte) []expr.Any {
+	return []expr.Any{ll(off, n), &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: v}}
+}
+
+func llIn(off, n uint32, set *nftables.Set) []expr.Any {
+	return []expr.Any{ll(off, n), &expr.Lookup{SourceRegister: 1, SetName: set.Name, SetID: set.ID}}
+}
+
+// masked tests (register 1 & mask) with op against zero.
+func masked(mask []byte, op expr.CmpOp) []expr.Any {
+	return []expr.Any{
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: uint32(len(mask)), Mask: mask, Xor: make([]byte, len(mask))},
+		&expr.Cmp{Op: op, Register: 1, Data: make([]byte, len(mask))},
+	}
+}
+
+func drop(name string) []expr.Any {
+	return []expr.Any{counter(name), &expr.Verdict{Kind: expr.VerdictDrop}}
+}
+
+// stackedRules are the rules of the chain the guard jumps to for a frame
+// whose first tag is any of tpids: a single 802.1ad or 0x9100 tag, or
+// stacked tags (Q-in-Q and the like), which the proxy cannot terminate and
+// the kernel does not parse past the first tag (no meta l4proto, no tcp
+// dport). The IP header is read at its offset behind 1 to maxParsedTags
+// tags; a single 802.1Q tag is the guard's own business (the chain has no
+// rule for it). In each encapsulation, IPv4 or IPv6:
+//   - a relay's TCP to an SMTP port, in a plain header, is bridged
+//     (tagged_relay), as for a single 802.1Q tag;
+//   - TCP to an SMTP port is dropped (stacked_dropped), and so is TCP
+//     whose port cannot be read at a fixed offset: an IPv4 header with
+//     options, an IPv4 fragment, an IPv6 packet whose first extension
+//     header is followed by TCP or by another extension header;
+//   - anything else (UDP, ICMP, other TCP, IPv6 with one extension header
+//     before UDP or ICMPv6, as MLD sends) passes.
+//
+// A frame with more than maxParsedTags tags is dropped whatever it carries.
+func stackedRules(tpids, tcpOrExt, ports, relays4, relays6 *nftables.Set) [][]expr.Any {
+	var rules [][]expr.Any
+	tcp4 := []byte{unix.IPPROTO_TCP}
+	for depth := 1; depth <= maxParsedTags; depth++ {
+		var prefix []expr.Any
+		for i := 0; i < depth; i++ {
+			prefix = append(prefix, llIn(uint32(12+4*i), 2, tpids)...)
+		}
+		if depth == 1 {
+			// A lone 802.1Q tag is handled by the guard's tagged rules.
+			prefix = append(prefix, &expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: binaryutil.BigEndian.PutUint16(etherTypeVLAN)})
+		}
+		typeOff := uint32(12 + 4*depth)
+		ip := typeOff + 2
+		v4 := join(prefix, llEq(typeOff, 2, binaryutil.BigEndian.PutUint16(etherTypeIPv4)), llEq(ip+9, 1, tcp4))
+		rules = append(rules,
+			join(v4, llEq(ip, 1, []byte{0x45}), []expr.Any{ll(ip+6, 2)}, masked([]byte{0x3f, 0xff}, expr.CmpOpEq),
+				llIn(ip+12, 4, relays4), llIn(ip+22, 2, ports), []expr.Any{counter(CounterTaggedRelay), accept()}),
+			join(v4, llIn(ip+22, 2, ports), drop(CounterStackedDropped)),
+			join(v4, []expr.Any{ll(ip, 1), &expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0x45}}}, drop(CounterStackedDropped)),
+			join(v4, []expr.Any{ll(ip+6, 2)}, masked([]byte{0x3f, 0xff}, expr.CmpOpNeq), drop(CounterStackedDropped)),
+		)
+		v6 := join(prefix, llEq(typeOff, 2, binaryutil.BigEndian.PutUint16(etherTypeIPv6)))
+		rules = append(rules,
+			join(v6, llEq(ip+6, 1, tcp4), llIn(ip+8, 16, relays6), llIn(ip+42, 2, ports), []expr.Any{counter(CounterTaggedRelay), accept()}),
+			join(v6, llEq(ip+6, 1, tcp4), llIn(ip+42, 2, ports), drop(CounterStackedDropped)),
+			join(v6, llIn(ip+6, 1, tcpOrExt), []expr.Any{&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: tcp4}},
+				llIn(ip+40, 1, tcpOrExt), drop(CounterStackedDropped)),
+		)
+	}
+	var deeper []expr.Any
+	for i := 0; i <= maxParsedTags; i++ {
+		deeper = append(deeper, llIn(uint32(12+4*i), 2, tpids)...)
+	}
+	return append(rules, join(deeper, drop(CounterStackedDropped)))
+}
+
+// fragRules4 drops IPv4 TCP fragments from non-relays, first fragments
+// included: a fragment after the first has no TCP header to match a port
+// on, and TCP is not fragmented on a LAN (path MTU discovery sets DF), so
+// none of them can be told apart from SMTP.
+func fragRules4(relays4 *nftables.Set) []expr.Any {
+	return join(metaProtocol(etherTypeIPv4),
+		[]expr.Any{
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 9, Len: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 6, Len: 2},
+		},
+		masked([]byte{0x3f, 0xff}, expr.CmpOpNeq),
+		notRelay(false, relays4), drop(CounterFragDropped))
+}
+
+// fragRules6 drops, from non-relays, IPv6 fragments whose fragmentable part
+// starts with TCP or with an extension header (behind which TCP may
+// follow): the kernel finds no TCP header in them to match a port on when
+// the fragment is not the first or an extension header pushed TCP out of
+// the first. Fragments of UDP and ICMPv6 pass.
+func fragRules6(tcpOrExt, relays6 *nftables.Set) []expr.Any {
+	return join(metaProtocol(etherTypeIPv6),
+		[]expr.Any{
+			&expr.Exthdr{Op: expr.ExthdrOpIpv6, DestRegister: 1, Type: 44, Offset: 0, Len: 1},
+			&expr.Lookup{SourceRegister: 1, SetName: tcpOrExt.Name, SetID: tcpOrExt.ID},
+		},
+		notRelay(true, relays6), drop(CounterFragDropped))
+}
+
+func notRelay(v6 bool, set *nftables.Set) []expr.Any {
+	e := saddrIn(v6, set)
+	e[1].(*expr.Lookup).Invert = true
+	return e
 }
 
 // newConn matches "tcp flags & (syn|ack) == syn" (op CmpOpEq: the first
@@ -455,11 +614,6 @@ func floodRules(conn *nftables.Conn, t *nftables.Table, add func([]expr.Any), po
 		}
 	}
 	syn := newConn(expr.CmpOpEq)
-	notRelay := func(v6 bool, set *nftables.Set) []expr.Any {
-		e := saddrIn(v6, set)
-		e[1].(*expr.Lookup).Invert = true
-		return e
-	}
 	add(join(metaProtocol(etherTypeIPv4), notRelay(false, relays4), tcp(), tcpPort(2, ports), syn,
 		[]expr.Any{&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4}},
 		limit(flood4)))

@@ -13,8 +13,9 @@ const shedInterval = 5 * time.Second
 
 // shedCounters are the ruleset counters of attempts the kernel sheds
 // without the proxy seeing them: floods, resets while not serving, tagged
-// non-relay frames.
-var shedCounters = []string{bridge.CounterFloodDropped, bridge.CounterReset, bridge.CounterTaggedDropped}
+// and stacked-tag non-relay frames, TCP fragments.
+var shedCounters = []string{bridge.CounterFloodDropped, bridge.CounterReset, bridge.CounterTaggedDropped,
+	bridge.CounterStackedDropped, bridge.CounterFragDropped}
 
 // seriesAdder is the store's per-minute series, as the sampler uses it.
 type seriesAdder interface {

@@ -141,7 +141,7 @@ func scrape(t *testing.T, a *lab.Appliance) map[string]float64 {
 
 // shedCounters sums the ruleset counters of attempts shed in the kernel.
 func shedCounters(c map[string]uint64) int64 {
-	return int64(c["flood_dropped"] + c["reset"] + c["tagged_dropped"])
+	return int64(c["flood_dropped"] + c["reset"] + c["tagged_dropped"] + c["stacked_dropped"] + c["frag_dropped"])
 }
 
 // shedBaseline waits until the ruleset's shed counters and the dashboard's

@@ -18,7 +18,7 @@ const (
 	SeriesDeferred        = "deferred"         // key: relay name
 	SeriesInspectMessages = "inspect_messages" // key: client address (passive inspection)
 	SeriesInspectFlows    = "inspect_flows"    // key: client address (passive inspection)
-	SeriesShed            = "shed"             // key: ruleset counter name (flood_dropped, reset, tagged_dropped); packets
+	SeriesShed            = "shed"             // key: ruleset counter name (flood_dropped, reset, tagged_dropped, stacked_dropped, frag_dropped); packets
 )
 
 // Point is one minute of one series.
