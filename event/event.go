@@ -4,6 +4,7 @@ package event
 
 import (
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -73,6 +74,15 @@ type Event struct {
 	TLS string `json:"tls,omitempty"`
 	// Encrypted marks a passively seen flow that switched to TLS.
 	Encrypted bool `json:"encrypted,omitempty"`
+}
+
+// SenderKey is how an envelope sender is counted and limited:
+// case-insensitively, the null sender as "<>".
+func SenderKey(from string) string {
+	if from == "" {
+		return "<>"
+	}
+	return strings.ToLower(from)
 }
 
 // Normalize unmaps IPv4-mapped IPv6 addresses, drops zones, sets a nil Rcpt

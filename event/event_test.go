@@ -39,3 +39,15 @@ func TestKindValid(t *testing.T) {
 		}
 	}
 }
+
+func TestSenderKey(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"", "<>"},
+		{"Boss@Example.ORG", "boss@example.org"},
+		{"a@b.example", "a@b.example"},
+	} {
+		if got := SenderKey(tt.in); got != tt.want {
+			t.Errorf("SenderKey(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}

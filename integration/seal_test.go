@@ -1,12 +1,10 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
 	"net"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -186,23 +184,7 @@ func nftCounters(t *testing.T) map[string]int {
 // packet was seen.
 func captureFrames(t *testing.T, filter string, frames [][]byte) bool {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
-	defer cancel()
-	cmd := theLab.Command(ctx, "router", "tcpdump", "-i", "rt-in", "-n", "-c", "1", "-l", filter)
-	var stdout bytes.Buffer
-	stderr := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = &stdout, stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 50 && !strings.Contains(stderr.String(), "listening on"); i++ {
-		time.Sleep(50 * time.Millisecond)
-	}
-	for _, f := range frames {
-		inject(t, "switch", "sw-up", f)
-	}
-	cmd.Wait()
-	return strings.Contains(stderr.String(), "1 packet captured")
+	return captureWhile(t, "router", "rt-in", filter, "switch", "sw-up", frames...)
 }
 
 // frame builds an Ethernet frame with the given tags (TPID, VLAN ID; outer

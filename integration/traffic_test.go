@@ -166,9 +166,9 @@ func taggedFrame(t *testing.T, src, dst net.HardwareAddr, vlan uint16, from, to 
 	return buf.Bytes()
 }
 
-// captureWhile starts tcpdump on capHost/capDev with filter, injects frame
-// on injHost/injDev, and reports whether a matching packet was seen.
-func captureWhile(t *testing.T, capHost, capDev, filter, injHost, injDev string, frame []byte) bool {
+// captureWhile starts tcpdump on capHost/capDev with filter, injects the
+// frames on injHost/injDev, and reports whether a matching packet was seen.
+func captureWhile(t *testing.T, capHost, capDev, filter, injHost, injDev string, frames ...[]byte) bool {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
 	defer cancel()
@@ -182,7 +182,9 @@ func captureWhile(t *testing.T, capHost, capDev, filter, injHost, injDev string,
 	for i := 0; i < 50 && !strings.Contains(stderr.String(), "listening on"); i++ {
 		time.Sleep(50 * time.Millisecond)
 	}
-	inject(t, injHost, injDev, frame)
+	for _, f := range frames {
+		inject(t, injHost, injDev, f)
+	}
 	cmd.Wait()
 	return strings.Contains(stderr.String(), "1 packet captured")
 }

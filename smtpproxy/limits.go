@@ -98,12 +98,3 @@ func newLimiter() *limiter {
 		burst:       ratelimit.NewBurstDetector(ratelimit.BurstConfig{}),
 	}
 }
-
-// senderKey is the key of an envelope sender: lower case, "<>" for the
-// null sender.
-func senderKey(from string) string {
-	if from == "" {
-		return "<>"
-	}
-	return strings.ToLower(from)
-}

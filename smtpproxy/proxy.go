@@ -449,7 +449,7 @@ type deferralKey struct{ relay, limit, sender string }
 // recordDeferral records a deferred event for limit, unless one for the
 // same relay, limit and sender was recorded within eventEvery.
 func (p *Proxy) recordDeferral(e event.Event, limit string) {
-	recordThrottled(p, &p.deferrals, deferralKey{e.Relay, limit, senderKey(e.MailFrom)}, e,
+	recordThrottled(p, &p.deferrals, deferralKey{e.Relay, limit, event.SenderKey(e.MailFrom)}, e,
 		"deferred by this limit", "counted in the deferred series")
 }
 

@@ -371,7 +371,7 @@ func (rs *relaySession) decide(it *item) {
 		if !it.path {
 			return // the remote answers the syntax error
 		}
-		key := senderKey(it.from)
+		key := event.SenderKey(it.from)
 		switch lim := rs.p.limiter; {
 		case rs.ml.RelayMessagesPerMinute > 0 && !lim.relayMsgs.Allow(rs.relay.Name, rs.ml.RelayMessagesPerMinute, now):
 			rs.deferLimit(it, 451, "4.7.1", fmt.Sprintf("Too many messages from relay %s this minute, try again later", rs.relay.Name),
@@ -636,7 +636,7 @@ func (rs *relaySession) messageAccepted(size int64, rp reply) {
 	now := p.now()
 	rs.accepted++
 	p.metrics.messages.Inc()
-	key := senderKey(rs.tx.from)
+	key := event.SenderKey(rs.tx.from)
 	lim := p.limiter
 	lim.relayMsgs.Add(rs.relay.Name, 1, now)
 	lim.senderMsgs.Add(key, 1, now)

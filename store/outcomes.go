@@ -29,11 +29,6 @@ const (
 // AttemptsSeries is the outcome series of kind k, keyed by client address.
 func AttemptsSeries(k event.Kind) string { return SeriesAttemptsPrefix + string(k) }
 
-// BlockedKinds are the kinds the dashboard's "Blocked" and the hosts'
-// "blocked" count: refused by the proxy (the refusal dialogue or the
-// connection caps) or, in monitor mode, seen and not a relay.
-var BlockedKinds = []event.Kind{event.Blocked, event.Refused, event.WouldBlock}
-
 // relaySenderSep separates the relay name and the sender in the keys of
 // SeriesRelaySenderMessages: a unit separator appears in neither.
 const relaySenderSep = "\x1f"
@@ -41,22 +36,13 @@ const relaySenderSep = "\x1f"
 // RelaySenderKey is the key of SeriesRelaySenderMessages for a relay and an
 // envelope sender (lower-cased; the null sender is "<>").
 func RelaySenderKey(relay, sender string) string {
-	return relay + relaySenderSep + SenderKey(sender)
+	return relay + relaySenderSep + event.SenderKey(sender)
 }
 
 // SplitRelaySenderKey splits a key of SeriesRelaySenderMessages.
 func SplitRelaySenderKey(key string) (relay, sender string) {
 	relay, sender, _ = strings.Cut(key, relaySenderSep)
 	return relay, sender
-}
-
-// SenderKey is how envelope senders are counted: case-insensitively, the
-// null sender as "<>" (as the proxy's sender limits count them).
-func SenderKey(from string) string {
-	if from == "" {
-		return "<>"
-	}
-	return strings.ToLower(from)
 }
 
 // Tally counts e in the outcome series without storing it: for events a
@@ -89,7 +75,7 @@ func (s *Store) tally(e *event.Event) {
 	case event.Relayed:
 		if e.Messages > 0 {
 			s.AddSeries(SeriesRelayMessages, e.Relay, t, int64(e.Messages))
-			s.AddSeries(SeriesSenderMessages, SenderKey(e.MailFrom), t, int64(e.Messages))
+			s.AddSeries(SeriesSenderMessages, event.SenderKey(e.MailFrom), t, int64(e.Messages))
 			s.AddSeries(SeriesRelaySenderMessages, RelaySenderKey(e.Relay, e.MailFrom), t, int64(e.Messages))
 		}
 		if e.TLS == "passthrough" || e.Encrypted {
