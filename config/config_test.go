@@ -74,7 +74,7 @@ func withDefaults(mode Mode, relays ...Relay) *Config {
 			NewConnsPerSource: 20,
 		},
 		Limits:  Limits{Burst: Burst{Factor: 10, MinMessages: 30, HoldFor: Duration(15 * time.Minute)}},
-		Inspect: Inspect{RingMB: 8, PcapFlowsPerHost: 5, PcapPacketsPerFlow: 200, PcapMaxMB: 256},
+		Inspect: Inspect{RingMB: 8, PcapFlowsPerHost: 5, PcapPacketsPerFlow: 200, PcapMaxMB: 256, MemoryMB: 64},
 		Reputation: Reputation{
 			Zones:           []string{"zen.spamhaus.org", "bl.spamcop.net", "b.barracudacentral.org", "psbl.surriel.com", "bl.mailspike.net", "dnsbl-1.uceprotect.net"},
 			Interval:        Duration(time.Hour),
@@ -169,7 +169,7 @@ func fullConfig() *Config {
 			Burst:                   Burst{Factor: 5, MinMessages: 10, Hold: true, HoldFor: Duration(30 * time.Minute)},
 		},
 		Inspect: Inspect{
-			Enabled: new(false), RingMB: 4, PcapFlowsPerHost: 2, PcapPacketsPerFlow: 50, PcapMaxMB: 16,
+			Enabled: new(false), RingMB: 4, PcapFlowsPerHost: 2, PcapPacketsPerFlow: 50, PcapMaxMB: 16, MemoryMB: 32,
 			ReverseDNS: new(false), Labels: []Label{{Prefix: MustParsePrefix("10.20.0.0/16"), Label: "Koror office"}},
 		},
 		Reputation: Reputation{
@@ -340,6 +340,8 @@ func TestParseErrors(t *testing.T) {
 		{name: "bad label prefix", in: head + "inspect:\n  labels:\n    - {prefix: 10.20.0.0/33, label: Koror office}\n", key: "inspect.labels[0].prefix", line: 8},
 		{name: "empty label", in: head + "inspect:\n  labels:\n    - {prefix: 10.20.0.0/16, label: \"\"}\n", key: "inspect.labels[0].label", line: 8},
 		{name: "ring too large", in: head + "inspect:\n  ring_mb: 4096\n", key: "inspect.ring_mb", line: 7},
+		{name: "inspection memory negative", in: head + "inspect:\n  memory_mb: -1\n", key: "inspect.memory_mb", line: 7},
+		{name: "inspection memory too large", in: head + "inspect:\n  memory_mb: 100000\n", key: "inspect.memory_mb", line: 7},
 		{name: "enabled not a bool", in: head + "inspect:\n  enabled: sometimes\n", key: "inspect.enabled", line: 7},
 
 		// Reputation and alerts.

@@ -31,6 +31,7 @@ const (
 	DefaultPcapFlowsPerHost   = 5
 	DefaultPcapPacketsPerFlow = 200
 	DefaultPcapMaxMB          = 256
+	DefaultInspectMemoryMB    = 64
 	DefaultReputationInterval = time.Hour
 	DefaultRelayTestDomain    = "relay-test.example.net"
 	DefaultDigestAfter        = 5
@@ -116,6 +117,9 @@ func (c *Config) setDefaults() {
 	}
 	if in.PcapMaxMB == 0 {
 		in.PcapMaxMB = DefaultPcapMaxMB
+	}
+	if in.MemoryMB == 0 {
+		in.MemoryMB = DefaultInspectMemoryMB
 	}
 	r := &c.Reputation
 	if len(r.Zones) == 0 {

@@ -96,6 +96,10 @@ type Inspect struct {
 	PcapPacketsPerFlow int `yaml:"pcap_packets_per_flow" json:"pcap_packets_per_flow"`
 	// PcapMaxMB bounds the disk used by all evidence, e.g. 256.
 	PcapMaxMB int `yaml:"pcap_max_mb" json:"pcap_max_mb"`
+	// MemoryMB bounds the memory all tracked flows hold together
+	// (reassembly, line buffers, DATA hold, envelopes) in MiB, e.g. 64;
+	// beyond it flows are shed, those of the source holding the most first.
+	MemoryMB int `yaml:"memory_mb" json:"memory_mb"`
 	// ReverseDNS looks up hosts' names with the system resolver (default true).
 	ReverseDNS *bool `yaml:"reverse_dns" json:"reverse_dns"`
 	// Labels name subnets, e.g. [{prefix: 10.20.0.0/16, label: Koror office}].

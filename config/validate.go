@@ -305,6 +305,7 @@ func (c *Config) validateInspect() error {
 		{"inspect.pcap_flows_per_host", in.PcapFlowsPerHost},
 		{"inspect.pcap_packets_per_flow", in.PcapPacketsPerFlow},
 		{"inspect.pcap_max_mb", in.PcapMaxMB},
+		{"inspect.memory_mb", in.MemoryMB},
 	} {
 		if v.n < 1 {
 			return &FieldError{Key: v.key, Msg: fmt.Sprintf("must be at least 1, got %d", v.n)}
@@ -312,6 +313,9 @@ func (c *Config) validateInspect() error {
 	}
 	if in.RingMB > 1024 {
 		return &FieldError{Key: "inspect.ring_mb", Msg: fmt.Sprintf("at most 1024, got %d", in.RingMB)}
+	}
+	if in.MemoryMB > 16384 {
+		return &FieldError{Key: "inspect.memory_mb", Msg: fmt.Sprintf("at most 16384, got %d", in.MemoryMB)}
 	}
 	for i, l := range in.Labels {
 		key := fmt.Sprintf("inspect.labels[%d]", i)

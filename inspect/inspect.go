@@ -37,9 +37,6 @@ const (
 	DefaultIdleTimeout   = 5 * time.Minute
 	DefaultClosedTimeout = 10 * time.Second
 	DefaultMaxFlows      = 16384
-	// DefaultReorderMemory bounds the out-of-order bytes buffered by all
-	// flows together.
-	DefaultReorderMemory = 64 << 20
 	DefaultQueue         = 16384
 	DefaultFlushInterval = 10 * time.Second
 	DefaultSweepInterval = time.Second
@@ -99,6 +96,7 @@ type snapshot struct {
 	flowsMax int // evidence flows per host
 	pktsMax  int // evidence packets per flow
 	diskMax  int64
+	memMax   int // bytes all flows may hold together
 	labels   []label
 	rdns     bool
 }
@@ -128,7 +126,7 @@ type Inspector struct {
 	payload gopacket.Payload
 	decoded []gopacket.LayerType
 	clock   time.Time // newest frame time
-	reorder budget
+	mem     memory
 
 	inv *inventory
 	ev  *evidence
@@ -144,7 +142,8 @@ type Inspector struct {
 
 type counters struct {
 	packets, bytes, decodeErr       atomic.Uint64
-	queueDrops, flowDrops           atomic.Uint64
+	queueDrops, flowDrops, memShed  atomic.Uint64
+	memBytes                        atomic.Int64
 	flowsTotal, flowsActive         atomic.Int64
 	messages, wouldBlock, encrypted atomic.Uint64
 }
@@ -177,8 +176,8 @@ func New(cfg *config.Config, opts Options) (*Inspector, error) {
 		log:   opts.Logger.With("component", "inspect"),
 		opts:  opts,
 		flows: map[flowKey]*flow{},
+		mem:   memory{bySrc: map[netip.Addr]int{}},
 	}
-	in.reorder.max = DefaultReorderMemory
 	in.parser = gopacket.NewDecodingLayerParser(layers.LayerTypeEthernet,
 		&in.eth, &in.dot1q, &in.ip4, &in.ip6, &in.tcp, &in.payload)
 	in.parser.IgnoreUnsupported = true
@@ -204,6 +203,7 @@ func (in *Inspector) SetConfig(c *config.Config) {
 		flowsMax: c.Inspect.PcapFlowsPerHost,
 		pktsMax:  c.Inspect.PcapPacketsPerFlow,
 		diskMax:  int64(c.Inspect.PcapMaxMB) << 20,
+		memMax:   c.Inspect.MemoryMB << 20,
 		rdns:     c.Inspect.ReverseDNSOn(),
 	}
 	for _, p := range c.Ports {
@@ -343,7 +343,14 @@ func (in *Inspector) process(data []byte, ci gopacket.CaptureInfo) {
 		if !fromClient {
 			key = flowKey{b, a}
 		}
-		f = in.newFlow(key, cfg, t)
+		f = &flow{in: in, key: key, src: sourceKey(key.cli.Addr())}
+		if !f.take(flowOverhead) {
+			// Not even room for the flow: its host is still seen.
+			in.st.memShed.Add(1)
+			in.inv.seen(key.cli.Addr(), t)
+			return
+		}
+		in.newFlow(f, cfg, t)
 		in.flows[key] = f
 	}
 	f.last = t
@@ -370,15 +377,17 @@ func (in *Inspector) process(data []byte, ci gopacket.CaptureInfo) {
 			f.finSrv = true
 		}
 	}
-	if tcp.RST || (f.finCli && f.finSrv) {
+	if f.shed || tcp.RST || (f.finCli && f.finSrv) {
 		in.endFlow(f, t)
 	}
 }
 
-// newFlow starts tracking a flow; key.cli is the client.
-func (in *Inspector) newFlow(key flowKey, cfg *snapshot, t time.Time) *flow {
-	f := &flow{key: key, first: t, last: t}
-	f.cli.mem, f.srv.mem = &in.reorder, &in.reorder
+// newFlow starts tracking f, whose key and source are set (key.cli is the
+// client).
+func (in *Inspector) newFlow(f *flow, cfg *snapshot, t time.Time) {
+	key := f.key
+	f.first, f.last = t, t
+	f.cli.mem, f.srv.mem = f, f
 	r, isRelay := cfg.policy.Relay(key.cli.Addr())
 	f.relay, f.isRelay = r.Name, isRelay
 	client := key.cli.Addr().String()
@@ -388,6 +397,7 @@ func (in *Inspector) newFlow(key flowKey, cfg *snapshot, t time.Time) *flow {
 			in.opts.Series.AddSeries(store.SeriesInspectMessages, client, in.clock, 1)
 		}
 	})
+	f.conv.mem = f
 	in.st.flowsTotal.Add(1)
 	in.st.flowsActive.Add(1)
 	if in.opts.Series != nil {
@@ -397,16 +407,19 @@ func (in *Inspector) newFlow(key flowKey, cfg *snapshot, t time.Time) *flow {
 		f.evidence = in.ev.startFlow(key.cli.Addr(), cfg.flowsMax)
 	}
 	in.inv.seen(key.cli.Addr(), t)
-	return f
 }
 
-// endFlow reports a flow and forgets it.
+// endFlow reports a flow, forgets it and returns its memory. A flow being
+// shed is reported as far as it was parsed: what it buffered is not.
 func (in *Inspector) endFlow(f *flow, t time.Time) {
 	delete(in.flows, f.key)
 	in.st.flowsActive.Add(-1)
-	f.cli.flush(f.conv.Client, f.conv.gapClient)
-	f.srv.flush(f.conv.Server, f.conv.gapServer)
-	f.conv.finish()
+	defer in.release(f)
+	if !f.shed {
+		f.cli.flush(f.conv.Client, f.conv.gapClient)
+		f.srv.flush(f.conv.Server, f.conv.gapServer)
+		f.conv.finish()
+	}
 	c := f.conv
 	if c.Encrypted {
 		in.st.encrypted.Add(1)
@@ -438,7 +451,7 @@ func (in *Inspector) endFlow(f *flow, t time.Time) {
 		Messages:   c.Messages,
 		Bytes:      f.cli.Bytes,
 		Encrypted:  c.Encrypted,
-		Detail:     flowDetail(c),
+		Detail:     flowDetail(c, f.shed),
 	}
 	if f.isRelay {
 		e.Kind, e.Relay = event.Relayed, f.relay
@@ -448,7 +461,7 @@ func (in *Inspector) endFlow(f *flow, t time.Time) {
 	in.opts.Recorder.Record(e)
 }
 
-func flowDetail(c *Conversation) string {
+func flowDetail(c *Conversation, shed bool) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "seen passively: %d messages attempted, %d accepted", c.Messages, c.Accepted)
 	if c.RcptTotal > len(c.Rcpt) {
@@ -465,6 +478,9 @@ func flowDetail(c *Conversation) string {
 	}
 	if c.Gaps > 0 {
 		fmt.Fprintf(&b, ", %d capture gaps", c.Gaps)
+	}
+	if shed {
+		b.WriteString(", not fully inspected: shed when the inspection memory was full")
 	}
 	return b.String()
 }
@@ -518,7 +534,11 @@ func (in *Inspector) flush(ctx context.Context, cutoff time.Time) error {
 type flowKey struct{ cli, srv netip.AddrPort }
 
 type flow struct {
+	in             *Inspector
 	key            flowKey
+	src            netip.Addr // the budget's source key of the client
+	mem            int        // bytes charged to the memory budget
+	shed           bool       // shed for memory: end it, count it
 	relay          string
 	isRelay        bool
 	first, last    time.Time

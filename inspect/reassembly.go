@@ -6,17 +6,6 @@ import "sort"
 // the hole is not filled in time it is skipped and reported as a gap.
 const maxOutOfOrder = 64 << 10
 
-// budget bounds the out-of-order bytes of all flows together.
-type budget struct{ used, max int }
-
-func (b *budget) full(n int) bool { return b != nil && b.used+n > b.max }
-
-func (b *budget) add(n int) {
-	if b != nil {
-		b.used += n
-	}
-}
-
 // maxSegments bounds the number of buffered out-of-order segments.
 const maxSegments = 256
 
@@ -33,7 +22,8 @@ type stream struct {
 	next     uint32 // next expected sequence number
 	ooo      []segment
 	oooBytes int
-	mem      *budget // shared by all flows; nil: unbounded
+	oooCap   int   // bytes of ooo's array, charged to mem
+	mem      meter // the flow's share of the memory budget; nil: unbounded
 	// Bytes counts delivered payload octets.
 	Bytes int64
 }
@@ -61,16 +51,12 @@ func (s *stream) segment(seq uint32, data []byte, deliver func([]byte), gap func
 		s.next = seq
 		gap()
 	}
-	end := seq + uint32(len(data))
-	if !seqLess(s.next, end) {
+	seq, data, ok := s.trim(seq, data)
+	if !ok {
 		return // entirely old: a retransmission
 	}
-	if seqLess(seq, s.next) {
-		data = data[s.next-seq:] // overlaps what we delivered
-		seq = s.next
-	}
 	if seq != s.next {
-		for len(s.ooo) >= maxSegments || s.oooBytes+len(data) > maxOutOfOrder || s.mem.full(len(data)) {
+		for len(s.ooo) >= maxSegments || s.oooBytes+len(data) > maxOutOfOrder {
 			if len(s.ooo) == 0 {
 				// The segment alone is bigger than the buffer.
 				s.next = seq
@@ -79,28 +65,63 @@ func (s *stream) segment(seq uint32, data []byte, deliver func([]byte), gap func
 			}
 			// Out of room: give up on the first hole.
 			s.skip(deliver, gap)
-			if !seqLess(s.next, end) {
+			if seq, data, ok = s.trim(seq, data); !ok {
 				return
-			}
-			if seqLess(seq, s.next) {
-				data = data[s.next-seq:]
-				seq = s.next
 			}
 			if seq == s.next {
 				break
 			}
 		}
-		if seq != s.next {
-			s.ooo = append(s.ooo, segment{seq, append([]byte(nil), data...)})
-			s.oooBytes += len(data)
-			s.mem.add(len(data))
+		if seq != s.next && s.keep(seq, data) {
 			return
+		}
+		if seq != s.next {
+			// No memory to buffer it (the flow is being shed): give up on
+			// every hole before it.
+			s.flush(deliver, gap)
+			if seq, data, ok = s.trim(seq, data); !ok {
+				return
+			}
+			if seq != s.next {
+				s.next = seq
+				gap()
+			}
 		}
 	}
 	s.Bytes += int64(len(data))
 	deliver(data)
 	s.next = seq + uint32(len(data))
 	s.drain(deliver)
+}
+
+// trim cuts what was already delivered off a segment (it overlaps);
+// false: nothing of it is new.
+func (s *stream) trim(seq uint32, data []byte) (uint32, []byte, bool) {
+	if !seqLess(s.next, seq+uint32(len(data))) {
+		return seq, nil, false
+	}
+	if seqLess(seq, s.next) {
+		data = data[s.next-seq:]
+		seq = s.next
+	}
+	return seq, data, true
+}
+
+// keep buffers a segment that arrived early, if the budget has room.
+func (s *stream) keep(seq uint32, data []byte) bool {
+	if !take(s.mem, len(data)) {
+		return false
+	}
+	d := make([]byte, len(data))
+	copy(d, data)
+	ooo, ok := appendCharged(s.mem, s.ooo, segment{seq, d}, maxSegments, &s.oooCap)
+	if !ok {
+		give(s.mem, len(data))
+		return false
+	}
+	s.ooo = ooo
+	s.oooBytes += len(data)
+	return true
 }
 
 // drain delivers buffered segments that have become contiguous.
@@ -113,19 +134,20 @@ func (s *stream) drain(deliver func([]byte)) {
 			switch {
 			case !seqLess(s.next, end):
 				s.oooBytes -= len(sg.data) // already covered
-				s.mem.add(-len(sg.data))
+				give(s.mem, len(sg.data))
 			case !seqLess(s.next, sg.seq):
 				d := sg.data[s.next-sg.seq:]
 				s.Bytes += int64(len(d))
 				deliver(d)
 				s.next = end
 				s.oooBytes -= len(sg.data)
-				s.mem.add(-len(sg.data))
+				give(s.mem, len(sg.data))
 				progressed = true
 			default:
 				kept = append(kept, sg)
 			}
 		}
+		clear(s.ooo[len(kept):]) // let the delivered segments' bytes go
 		s.ooo = kept
 		if !progressed {
 			return

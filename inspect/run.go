@@ -131,10 +131,17 @@ type Stats struct {
 	// QueueDrops: frames dropped because the decoder fell behind.
 	QueueDrops uint64 `json:"queue_drops"`
 	// FlowDrops: new flows not tracked because the flow table was full.
-	FlowDrops   uint64 `json:"flow_drops"`
-	DecodeErrs  uint64 `json:"decode_errors"`
-	FlowsActive int64  `json:"flows_active"`
-	FlowsTotal  int64  `json:"flows_total"`
+	FlowDrops uint64 `json:"flow_drops"`
+	// MemoryShed: flows shed (ended before they were fully inspected, or
+	// not tracked) because the inspection memory budget was full.
+	MemoryShed uint64 `json:"memory_shed"`
+	// MemoryBytes is what the tracked flows hold now, MemoryBudget its
+	// bound (inspect.memory_mb).
+	MemoryBytes  int64  `json:"memory_bytes"`
+	MemoryBudget int64  `json:"memory_budget"`
+	DecodeErrs   uint64 `json:"decode_errors"`
+	FlowsActive  int64  `json:"flows_active"`
+	FlowsTotal   int64  `json:"flows_total"`
 	// Messages counts messages attempted (end of DATA, BDAT LAST).
 	Messages       uint64 `json:"messages"`
 	WouldBlock     uint64 `json:"would_block"`
@@ -150,6 +157,9 @@ func (in *Inspector) Stats() Stats {
 		Bytes:          in.st.bytes.Load(),
 		QueueDrops:     in.st.queueDrops.Load(),
 		FlowDrops:      in.st.flowDrops.Load(),
+		MemoryShed:     in.st.memShed.Load(),
+		MemoryBytes:    in.st.memBytes.Load(),
+		MemoryBudget:   int64(in.memMax()),
 		DecodeErrs:     in.st.decodeErr.Load(),
 		FlowsActive:    in.st.flowsActive.Load(),
 		FlowsTotal:     in.st.flowsTotal.Load(),
@@ -173,24 +183,26 @@ func (in *Inspector) Collectors() []prometheus.Collector {
 	return []prometheus.Collector{&collector{in: in,
 		packets:  prometheus.NewDesc("relaygate_inspect_packets_total", "Frames decoded by passive inspection.", nil, nil),
 		bytes:    prometheus.NewDesc("relaygate_inspect_bytes_total", "Octets of frames decoded by passive inspection.", nil, nil),
-		drops:    prometheus.NewDesc("relaygate_inspect_drops_total", "Frames or flows passive inspection dropped, by where: kernel (capture ring full), queue (decoder behind), flows (flow table full).", []string{"where"}, nil),
+		drops:    prometheus.NewDesc("relaygate_inspect_drops_total", "Frames or flows passive inspection dropped, by where: kernel (capture ring full), queue (decoder behind), flows (flow table full), memory (flows shed: memory budget full).", []string{"where"}, nil),
 		active:   prometheus.NewDesc("relaygate_inspect_flows_active", "SMTP flows tracked now.", nil, nil),
 		flows:    prometheus.NewDesc("relaygate_inspect_flows_total", "SMTP flows seen.", nil, nil),
 		messages: prometheus.NewDesc("relaygate_inspect_messages_total", "Messages attempted in SMTP flows seen.", nil, nil),
 		would:    prometheus.NewDesc("relaygate_inspect_would_block_total", "Flows of non-relays reported as would_block.", nil, nil),
 		enc:      prometheus.NewDesc("relaygate_inspect_encrypted_flows_total", "SMTP flows that switched to TLS.", nil, nil),
 		evBytes:  prometheus.NewDesc("relaygate_inspect_evidence_bytes", "Disk used by pcap evidence.", nil, nil),
+		memBytes: prometheus.NewDesc("relaygate_inspect_memory_bytes", "Bytes the tracked SMTP flows hold (reassembly, line buffers, DATA hold, envelopes).", nil, nil),
+		memMax:   prometheus.NewDesc("relaygate_inspect_memory_budget_bytes", "Bound of relaygate_inspect_memory_bytes (inspect.memory_mb).", nil, nil),
 	}}
 }
 
 type collector struct {
 	in                                                         *Inspector
 	packets, bytes, drops, active, flows, messages, would, enc *prometheus.Desc
-	evBytes                                                    *prometheus.Desc
+	evBytes, memBytes, memMax                                  *prometheus.Desc
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.drops, c.active, c.flows, c.messages, c.would, c.enc, c.evBytes} {
+	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.drops, c.active, c.flows, c.messages, c.would, c.enc, c.evBytes, c.memBytes, c.memMax} {
 		ch <- d
 	}
 }
@@ -203,10 +215,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.drops, ct, float64(s.KernelDrops), "kernel")
 	ch <- prometheus.MustNewConstMetric(c.drops, ct, float64(s.QueueDrops), "queue")
 	ch <- prometheus.MustNewConstMetric(c.drops, ct, float64(s.FlowDrops), "flows")
+	ch <- prometheus.MustNewConstMetric(c.drops, ct, float64(s.MemoryShed), "memory")
 	ch <- prometheus.MustNewConstMetric(c.active, g, float64(s.FlowsActive))
 	ch <- prometheus.MustNewConstMetric(c.flows, ct, float64(s.FlowsTotal))
 	ch <- prometheus.MustNewConstMetric(c.messages, ct, float64(s.Messages))
 	ch <- prometheus.MustNewConstMetric(c.would, ct, float64(s.WouldBlock))
 	ch <- prometheus.MustNewConstMetric(c.enc, ct, float64(s.EncryptedFlows))
 	ch <- prometheus.MustNewConstMetric(c.evBytes, g, float64(s.EvidenceBytes))
+	ch <- prometheus.MustNewConstMetric(c.memBytes, g, float64(s.MemoryBytes))
+	ch <- prometheus.MustNewConstMetric(c.memMax, g, float64(s.MemoryBudget))
 }

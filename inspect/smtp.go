@@ -44,6 +44,7 @@ const (
 	stBdat                // skipping a BDAT chunk
 	stResync              // after a gap: discard up to the next line end
 	stTLS                 // the conversation switched to TLS: nothing more to parse
+	stShed                // the memory budget ran out: nothing more to parse
 )
 
 // Conversation is what the passive parser learned from one SMTP flow. The
@@ -86,6 +87,11 @@ type Conversation struct {
 	rline    []byte
 	rlineOvr bool
 	onMsg    func() // called when a message ends (for per-minute counters)
+
+	// mem charges the buffers above to the memory budget (nil: unbounded);
+	// the *Cap fields are what each list's array is charged.
+	mem                                  meter
+	pendCap, earlyCap, rcptCap, authsCap int
 }
 
 // newConversation returns a parser; onMsg, if not nil, is called at every
@@ -98,7 +104,7 @@ func newConversation(onMsg func()) *Conversation {
 func (c *Conversation) Client(p []byte) {
 	for len(p) > 0 {
 		switch c.st {
-		case stTLS:
+		case stTLS, stShed:
 			return
 		case stCommand:
 			p = c.readLine(p)
@@ -112,7 +118,12 @@ func (c *Conversation) Client(p []byte) {
 		case stHold:
 			room := maxHold - len(c.hold)
 			n := min(room, len(p))
-			c.hold = append(c.hold, p[:n]...)
+			hold, ok := growBytes(c.mem, c.hold, n, maxHold)
+			if !ok {
+				c.stop()
+				return
+			}
+			c.hold = append(hold, p[:n]...)
 			p = p[n:]
 			// Without the server's side (one-sided capture, enforce mode
 			// where the proxy answers) the first held line decides.
@@ -153,6 +164,9 @@ func (c *Conversation) readLine(p []byte) []byte {
 		return nil
 	}
 	c.appendLine(p[:i])
+	if c.st == stShed {
+		return nil
+	}
 	line := bytes.TrimSuffix(c.line, []byte{'\r'})
 	over := c.lineOver
 	c.line, c.lineOver = c.line[:0], false
@@ -169,7 +183,45 @@ func (c *Conversation) appendLine(p []byte) {
 		p = p[:max(room, 0)]
 		c.lineOver = true
 	}
-	c.line = append(c.line, p...)
+	line, ok := growBytes(c.mem, c.line, len(p), maxLine)
+	if !ok {
+		c.stop()
+		return
+	}
+	c.line = append(line, p...)
+}
+
+// stop ends parsing when the memory budget has no room for the flow (it
+// is being shed) and lets its buffers go.
+func (c *Conversation) stop() {
+	c.st = stShed
+	give(c.mem, cap(c.line)+cap(c.rline)+cap(c.hold))
+	c.line, c.rline, c.hold = nil, nil, nil
+}
+
+// keepString charges s to the budget and returns a copy that holds only
+// its own bytes (s may point into a longer line); false: no memory.
+func (c *Conversation) keepString(s string) (string, bool) {
+	if !take(c.mem, len(s)) {
+		c.stop()
+		return "", false
+	}
+	return strings.Clone(s), true
+}
+
+// appendString appends s to list (at most limit entries), charged.
+func (c *Conversation) appendString(list []string, s string, limit int, charged *int) []string {
+	s, ok := c.keepString(s)
+	if !ok {
+		return list
+	}
+	out, ok := appendCharged(c.mem, list, s, limit, charged)
+	if !ok {
+		give(c.mem, len(s))
+		c.stop()
+		return list
+	}
+	return out
 }
 
 // command handles one client line in command state.
@@ -178,18 +230,18 @@ func (c *Conversation) command(line []byte) {
 	switch strings.ToUpper(string(verb)) {
 	case "HELO", "EHLO", "LHLO":
 		if c.Helo == "" {
-			c.Helo = clip(string(bytes.TrimSpace(arg)), 255)
+			c.Helo, _ = c.keepString(clip(string(bytes.TrimSpace(arg)), 255))
 		}
 		c.push(cmdHelo)
 	case "MAIL":
 		if c.MailFrom == "" {
-			c.MailFrom = pathArg(arg, "FROM:")
+			c.MailFrom, _ = c.keepString(pathArg(arg, "FROM:"))
 		}
 		c.push(cmdMail)
 	case "RCPT":
 		c.RcptTotal++
 		if len(c.Rcpt) < maxRcpt {
-			c.Rcpt = append(c.Rcpt, pathArg(arg, "TO:"))
+			c.Rcpt = c.appendString(c.Rcpt, pathArg(arg, "TO:"), maxRcpt, &c.rcptCap)
 		}
 		c.push(cmdRcpt)
 	case "DATA":
@@ -220,7 +272,7 @@ func (c *Conversation) command(line []byte) {
 	case "AUTH":
 		mech := strings.ToUpper(firstOr(strings.Fields(string(arg)), ""))
 		if mech != "" && len(c.AuthMechs) < maxAuthMechs && !contains(c.AuthMechs, mech) {
-			c.AuthMechs = append(c.AuthMechs, clip(mech, 32))
+			c.AuthMechs = c.appendString(c.AuthMechs, clip(mech, 32), maxAuthMechs, &c.authsCap)
 		}
 		c.push(cmdAuth)
 	case "RSET":
@@ -302,6 +354,7 @@ func (c *Conversation) messageEnd() {
 func (c *Conversation) resolveHold(known bool, code int) {
 	held := c.hold
 	c.hold = nil
+	defer give(c.mem, cap(held))
 	kind := c.holdKind
 	var proceed bool
 	if known {
@@ -326,7 +379,7 @@ func (c *Conversation) resolveHold(known bool, code int) {
 // Server feeds bytes the server sent, in stream order.
 func (c *Conversation) Server(p []byte) {
 	c.peerSeen = true
-	for len(p) > 0 && c.st != stTLS {
+	for len(p) > 0 && c.st != stTLS && c.st != stShed {
 		i := bytes.IndexByte(p, '\n')
 		if i < 0 {
 			c.appendReply(p)
@@ -353,7 +406,12 @@ func (c *Conversation) appendReply(p []byte) {
 		p = p[:max(room, 0)]
 		c.rlineOvr = true
 	}
-	c.rline = append(c.rline, p...)
+	rline, ok := growBytes(c.mem, c.rline, len(p), maxLine)
+	if !ok {
+		c.stop()
+		return
+	}
+	c.rline = append(rline, p...)
 }
 
 // reply matches one complete reply to the oldest command awaiting one.
@@ -379,7 +437,10 @@ func (c *Conversation) reply(code int) {
 		// The reply was captured before its command (two capture rings
 		// are not ordered with each other): match it when the command comes.
 		if len(c.early) < maxPending {
-			c.early = append(c.early, code)
+			var ok bool
+			if c.early, ok = appendCharged(c.mem, c.early, code, maxPending, &c.earlyCap); !ok {
+				c.stop()
+			}
 		}
 		return
 	}
@@ -424,7 +485,10 @@ func (c *Conversation) push(k cmdKind) {
 		c.apply(k, code)
 		return
 	}
-	c.pending = append(c.pending, k)
+	var ok bool
+	if c.pending, ok = appendCharged(c.mem, c.pending, k, maxPending, &c.pendCap); !ok {
+		c.stop()
+	}
 }
 
 // gap tells the parser that bytes of the client stream were lost.
