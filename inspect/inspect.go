@@ -176,7 +176,7 @@ func New(cfg *config.Config, opts Options) (*Inspector, error) {
 		log:   opts.Logger.With("component", "inspect"),
 		opts:  opts,
 		flows: map[flowKey]*flow{},
-		mem:   memory{bySrc: map[netip.Addr]int{}},
+		mem:   memory{bySrc: map[netip.Addr]int{}, gone: map[flowKey]time.Time{}},
 	}
 	in.parser = gopacket.NewDecodingLayerParser(layers.LayerTypeEthernet,
 		&in.eth, &in.dot1q, &in.ip4, &in.ip6, &in.tcp, &in.payload)
@@ -326,6 +326,9 @@ func (in *Inspector) process(data []byte, ci gopacket.CaptureInfo) {
 		}
 		if fromClient && !cfg.ports[dp] || !fromClient && !cfg.ports[sp] {
 			return // not SMTP (the capture filter passes both ports)
+		}
+		if in.mem.wasShed(a, b, fromClient, tcp.SYN && !tcp.ACK, tcp.RST || tcp.FIN, t) {
+			return
 		}
 		if !fromClient || !tcp.SYN && len(tcp.Payload) == 0 {
 			// A flow starts with the client's SYN or data. A late ACK, FIN
@@ -499,6 +502,7 @@ func (in *Inspector) Sweep(now time.Time) {
 			in.endFlow(f, now)
 		}
 	}
+	in.mem.forget(now.Add(-in.opts.IdleTimeout))
 }
 
 // Finish ends every flow (end of a replay, shutdown).

@@ -16,6 +16,11 @@ const flowOverhead = int(unsafe.Sizeof(flow{})+unsafe.Sizeof(Conversation{})) + 
 // shedLogInterval bounds the warnings about shed flows.
 const shedLogInterval = time.Minute
 
+// maxShedKeys bounds the shed connections remembered, so that their later
+// segments are not taken up again as new flows (each would be counted as
+// one more attempt and grow again).
+const maxShedKeys = 4096
+
 // meter charges the buffers of one flow (reassembly, line buffers, DATA
 // hold, envelope) to passive inspection's memory budget. A nil meter
 // does not bound anything (the parser on its own, in tests).
@@ -84,6 +89,40 @@ type memory struct {
 	// shed since.
 	lastLog   time.Time
 	shedSince int
+	// gone holds the shed connections still sending, with their last
+	// packet's time.
+	gone map[flowKey]time.Time
+}
+
+// wasShed reports whether a packet without a tracked flow belongs to a
+// connection shed before: it is ignored until the connection ends, or a
+// new one (a SYN) takes the same ports.
+func (m *memory) wasShed(a, b netip.AddrPort, fromClient, syn, end bool, t time.Time) bool {
+	if len(m.gone) == 0 {
+		return false
+	}
+	key := flowKey{a, b}
+	if !fromClient {
+		key = flowKey{b, a}
+	}
+	if _, ok := m.gone[key]; !ok {
+		return false
+	}
+	if syn || end {
+		delete(m.gone, key)
+		return !syn
+	}
+	m.gone[key] = t
+	return true
+}
+
+// forget drops the shed connections silent since before cutoff.
+func (m *memory) forget(cutoff time.Time) {
+	for k, t := range m.gone {
+		if t.Before(cutoff) {
+			delete(m.gone, k)
+		}
+	}
 }
 
 // sourceKey is the unit the budget is shared by: one LAN host, an IPv4
@@ -226,6 +265,9 @@ func (in *Inspector) release(f *flow) {
 	}
 	in.st.memShed.Add(1)
 	in.mem.shedSince++
+	if len(in.mem.gone) < maxShedKeys {
+		in.mem.gone[f.key] = f.last
+	}
 	now := in.opts.Now()
 	if now.Sub(in.mem.lastLog) >= shedLogInterval {
 		in.log.Warn("inspection memory budget full: flows shed, their hosts not fully inspected",

@@ -127,11 +127,27 @@ func TestMemoryBudgetSheds(t *testing.T) {
 	const floods = 60 // about 6 MiB held without a budget
 	var peak int64
 	var dropped bool
+	var first *tcpFlow
 	for i := range floods {
 		start := t0.Add(time.Minute + time.Duration(i)*time.Second)
-		p, d := feed(t, in, heldFlow(t, fmt.Sprintf("%s:%d", flooder, 42000+i), start).frames)
+		f := heldFlow(t, fmt.Sprintf("%s:%d", flooder, 42000+i), start)
+		p, d := feed(t, in, f.frames)
 		peak, dropped = max(peak, p), dropped || d
 		checkAccounting(t, in)
+		if i == 0 {
+			first = f
+		}
+	}
+	// The first flood flow was shed (the flooder's longest idle); when it
+	// sends on, it is not taken up again as a new flow.
+	if _, ok := in.mem.gone[flowKey{first.cli, first.srv}]; !ok {
+		t.Fatalf("the first flood flow %v is not remembered as shed", first.cli)
+	}
+	flows, shed := in.Stats().FlowsTotal, in.Stats().MemoryShed
+	first.frames = nil
+	feed(t, in, first.client(strings.Repeat("buy more stuff\r\n", 200)).frames)
+	if s := in.Stats(); s.FlowsTotal != flows || s.MemoryShed != shed {
+		t.Errorf("a shed connection sending on: FlowsTotal %d -> %d, MemoryShed %d -> %d, want both unchanged", flows, s.FlowsTotal, shed, s.MemoryShed)
 	}
 	rest := early.frames[half:]
 	for i := range rest {
