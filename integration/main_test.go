@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -87,6 +88,22 @@ func startAppliance(t *testing.T, mode, extra string) *lab.Appliance {
 		}
 	})
 	return a
+}
+
+// startGroup starts cmd (its output to the test's stderr) in a process
+// group of its own, killed whole when the test ends: a connection still
+// retrying its SYN would reach the next test's daemon.
+func startGroup(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		cmd.Wait()
+	})
 }
 
 // uniqueSender returns a sender address no other test uses.

@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"net/netip"
-	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -241,18 +240,7 @@ func TestFloodDoesNotStarveRelay(t *testing.T) {
 	defer cancel()
 	flood := theLab.Command(ctx, "pc", "bash", "-c",
 		`for i in $(seq 300); do (exec 3<>/dev/tcp/`+lab.MX4+`/25 && sleep 30) 2>/dev/null & done; wait`)
-	flood.Stdout, flood.Stderr = os.Stderr, os.Stderr
-	// Its own process group, killed whole at the end: a connection still
-	// retrying its SYN would reach the next test's daemon.
-	flood.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := flood.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		syscall.Kill(-flood.Process.Pid, syscall.SIGKILL)
-		cancel()
-		flood.Wait()
-	}()
+	startGroup(t, flood)
 	time.Sleep(2 * time.Second)
 	for i := 0; i < 5; i++ {
 		from := uniqueSender(t, "relay")
