@@ -245,8 +245,8 @@ func readCounters() map[string]uint64 {
 	if err != nil {
 		return out
 	}
-	brT, ndT, _ := tables()
-	for _, t := range []*nftables.Table{brT, ndT} {
+	brT, ndT, inT := tables()
+	for _, t := range []*nftables.Table{brT, ndT, inT} {
 		objs, err := conn.GetNamedObjects(t)
 		if err != nil {
 			continue
