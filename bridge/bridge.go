@@ -83,6 +83,10 @@ const (
 	// CounterFloodDropped counts non-relay SYNs dropped over
 	// proxy.new_conns_per_source.
 	CounterFloodDropped = "flood_dropped"
+	// CounterProxyPortDropped counts packets to the proxy's listening port
+	// (proxy.port) dropped on their way into the box, on any interface:
+	// only diverted connections, which keep their SMTP port, may reach it.
+	CounterProxyPortDropped = "proxy_port_dropped"
 )
 
 // splitFamilies returns the IPv4 and IPv6 prefixes of ps.

@@ -33,6 +33,10 @@ type Bridge struct {
 	addrs   []netip.Prefix    // bridge addresses we installed
 	base    map[string]uint64 // counter totals carried over ruleset replacements
 	guard   guardFamily       // where the failure behaviour's chain lives
+
+	// afterGuard, when set (by tests), runs in Apply between installing
+	// the ruleset and setting up links; its error ends Apply there.
+	afterGuard func() error
 }
 
 func (g guardFamily) String() string {
@@ -42,13 +46,14 @@ func (g guardFamily) String() string {
 	return "netdev"
 }
 
-// install builds and sends the ruleset in one transaction.
-func (b *Bridge) install(c *config.Config, mac net.HardwareAddr, g guardFamily) error {
+// install builds and sends the ruleset in one transaction; withAlive
+// pre-fills the liveness sets (the proxy serves).
+func (b *Bridge) install(c *config.Config, mac net.HardwareAddr, g guardFamily, withAlive bool) error {
 	conn, err := nftables.New()
 	if err != nil {
 		return fmt.Errorf("nftables.New: %w", err)
 	}
-	if err := build(conn, rulesetFor(c, mac), b.serving && c.Mode == config.Enforce, g); err != nil {
+	if err := build(conn, rulesetFor(c, mac), withAlive && c.Mode == config.Enforce, g); err != nil {
 		return err
 	}
 	return conn.Flush()
@@ -63,14 +68,42 @@ func New(logger *slog.Logger) *Bridge {
 // Applying the same configuration twice gives the same result. On error the
 // kernel may hold part of the new state; the caller re-applies the previous
 // configuration.
+//
+// The ruleset goes in first, before any port is enslaved or brought up: a
+// failure in a later step leaves the box with its guard (in enforce mode
+// the failure behaviour: relays bridged, every other source's SMTP reset or
+// dropped), never as a bridge that forwards unguarded. On a re-apply the
+// one transaction that replaces the ruleset never leaves it absent.
 func (b *Bridge) Apply(ctx context.Context, c *config.Config) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if err := setSysctls(c); err != nil {
 		return err
 	}
-	mac, err := b.setupLinks(c)
+	inside, err := netlink.LinkByName(c.Interfaces.Inside)
 	if err != nil {
+		return fmt.Errorf("LinkByName(%s) (interfaces.inside): %w", c.Interfaces.Inside, err)
+	}
+	mac, err := bridgeMAC(c, inside)
+	if err != nil {
+		return fmt.Errorf("bridge MAC: %w", err)
+	}
+	// While the bridge's MAC is about to change, the diversion stays off:
+	// frames readdressed to a MAC the bridge does not own yet would be
+	// flooded out of the outside port. The heartbeat turns it on again.
+	macMoves := false
+	if br, err := netlink.LinkByName(c.Interfaces.Bridge); err == nil {
+		macMoves = br.Attrs().HardwareAddr.String() != mac.String()
+	}
+	if err := b.installRuleset(c, mac, b.serving && !macMoves); err != nil {
+		return err
+	}
+	if b.afterGuard != nil {
+		if err := b.afterGuard(); err != nil {
+			return err
+		}
+	}
+	if err := b.setupLinks(c, inside, mac); err != nil {
 		return err
 	}
 	if err := b.setupAddresses(c); err != nil {
@@ -79,33 +112,34 @@ func (b *Bridge) Apply(ctx context.Context, c *config.Config) error {
 	if err := setupRouting(c); err != nil {
 		return err
 	}
+	b.cfg, b.mac = c, mac
+	b.log.Info("applied", "mode", c.Mode, "bridge", c.Interfaces.Bridge, "mac", mac.String(), "relays", len(c.Relays))
+	return nil
+}
+
+// installRuleset replaces our tables with the ruleset for c. The failure
+// behaviour's reject lives in a netdev ingress chain where the kernel has
+// netdev reject, else in the bridge table (Debian's kernels lack
+// NFT_REJECT_NETDEV; the CI kernel lacks NFT_BRIDGE_REJECT). Each attempt is
+// one transaction: a failed one changes nothing.
+func (b *Bridge) installRuleset(c *config.Config, mac net.HardwareAddr, withAlive bool) error {
 	b.carryCounters()
-	// The failure behaviour's reject lives in a netdev ingress chain where
-	// the kernel has netdev reject, else in the bridge table (Debian's
-	// kernels lack NFT_REJECT_NETDEV; the CI kernel lacks NFT_BRIDGE_REJECT).
-	// Each attempt is one transaction: a failed one changes nothing.
 	var errs []error
 	for _, g := range []guardFamily{b.guard, 1 - b.guard} {
-		err := b.install(c, mac, g)
+		err := b.install(c, mac, g, withAlive)
 		if err == nil {
 			if g != b.guard {
 				b.log.Info("failure behaviour installed in the other table family", "family", g.String())
 			}
 			b.guard = g
-			errs = nil
-			break
+			return nil
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", g, err))
 		if c.Mode != config.Enforce {
 			break // no reject in monitor mode: the family is not the cause
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("install nftables ruleset: %w", err)
-	}
-	b.cfg, b.mac = c, mac
-	b.log.Info("applied", "mode", c.Mode, "bridge", c.Interfaces.Bridge, "mac", mac.String(), "relays", len(c.Relays))
-	return nil
+	return fmt.Errorf("install nftables ruleset: %w", errors.Join(errs...))
 }
 
 // SetServing says whether the proxy is serving; in enforce mode this turns
@@ -211,8 +245,8 @@ func readCounters() map[string]uint64 {
 	if err != nil {
 		return out
 	}
-	brT, ndT, _ := tables()
-	for _, t := range []*nftables.Table{brT, ndT} {
+	brT, ndT, inT := tables()
+	for _, t := range []*nftables.Table{brT, ndT, inT} {
 		objs, err := conn.GetNamedObjects(t)
 		if err != nil {
 			continue
@@ -290,6 +324,24 @@ func setSysctls(c *config.Config) error {
 	return errors.Join(errs...)
 }
 
+// setAcceptRA says whether the bridge takes IPv6 router advertisements;
+// set before the bridge comes up. The box's own addressing on the bridge is
+// static (interfaces.bridge_addresses and .bridge_gateways), and an RA from
+// a LAN host would otherwise add an address and a default route to it
+// (and so to the proxy's routing), unless interfaces.bridge_accept_ra asks
+// for them.
+func setAcceptRA(c *config.Config) error {
+	p := "net/ipv6/conf/" + c.Interfaces.Bridge + "/accept_ra"
+	if _, err := os.Stat(filepath.Join("/proc/sys", p)); err != nil {
+		return nil // IPv6 is off on this kernel or link
+	}
+	v := "0"
+	if c.Interfaces.BridgeAcceptRA {
+		v = "1"
+	}
+	return writeSysctl(p, v)
+}
+
 // bridgeMAC is the configured MAC, or one derived from the inside port's
 // MAC: locally administered, stable across reboots. The bridge's MAC must be
 // pinned, or it follows the lowest port MAC and the divert rules go stale.
@@ -303,45 +355,42 @@ func bridgeMAC(c *config.Config, inside netlink.Link) (net.HardwareAddr, error) 
 	return mac, nil
 }
 
-func (b *Bridge) setupLinks(c *config.Config) (net.HardwareAddr, error) {
-	inside, err := netlink.LinkByName(c.Interfaces.Inside)
-	if err != nil {
-		return nil, fmt.Errorf("LinkByName(%s) (interfaces.inside): %w", c.Interfaces.Inside, err)
-	}
+// setupLinks creates or adopts the bridge with mac, enslaves the ports and
+// brings everything up.
+func (b *Bridge) setupLinks(c *config.Config, inside netlink.Link, mac net.HardwareAddr) error {
 	outside, err := netlink.LinkByName(c.Interfaces.Outside)
 	if err != nil {
-		return nil, fmt.Errorf("LinkByName(%s) (interfaces.outside): %w", c.Interfaces.Outside, err)
-	}
-	mac, err := bridgeMAC(c, inside)
-	if err != nil {
-		return nil, fmt.Errorf("bridge MAC: %w", err)
+		return fmt.Errorf("LinkByName(%s) (interfaces.outside): %w", c.Interfaces.Outside, err)
 	}
 	br, err := netlink.LinkByName(c.Interfaces.Bridge)
 	if err != nil {
 		var nf netlink.LinkNotFoundError
 		if !errors.As(err, &nf) {
-			return nil, fmt.Errorf("LinkByName(%s): %w", c.Interfaces.Bridge, err)
+			return fmt.Errorf("LinkByName(%s): %w", c.Interfaces.Bridge, err)
 		}
 		la := netlink.NewLinkAttrs()
 		la.Name = c.Interfaces.Bridge
 		la.HardwareAddr = mac
 		if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: la}); err != nil {
-			return nil, fmt.Errorf("LinkAdd(bridge %s): %w", la.Name, err)
+			return fmt.Errorf("LinkAdd(bridge %s): %w", la.Name, err)
 		}
 		if br, err = netlink.LinkByName(la.Name); err != nil {
-			return nil, fmt.Errorf("LinkByName(%s): %w", la.Name, err)
+			return fmt.Errorf("LinkByName(%s): %w", la.Name, err)
 		}
 		b.log.Info("created bridge", "bridge", la.Name)
 	} else if br.Type() != "bridge" {
-		return nil, fmt.Errorf("interfaces.bridge: %s exists and is a %s, not a bridge", c.Interfaces.Bridge, br.Type())
+		return fmt.Errorf("interfaces.bridge: %s exists and is a %s, not a bridge", c.Interfaces.Bridge, br.Type())
 	}
 	if br.Attrs().HardwareAddr.String() != mac.String() {
 		if err := netlink.LinkSetHardwareAddr(br, mac); err != nil {
-			return nil, fmt.Errorf("LinkSetHardwareAddr(%s, %s): %w", c.Interfaces.Bridge, mac, err)
+			return fmt.Errorf("LinkSetHardwareAddr(%s, %s): %w", c.Interfaces.Bridge, mac, err)
 		}
 	}
+	if err := setAcceptRA(c); err != nil {
+		return err
+	}
 	if err := setBridgeTimers(br.Attrs().Index); err != nil {
-		return nil, fmt.Errorf("bridge %s: STP off, forward delay 0: %w", c.Interfaces.Bridge, err)
+		return fmt.Errorf("bridge %s: STP off, forward delay 0: %w", c.Interfaces.Bridge, err)
 	}
 	mtu := min(inside.Attrs().MTU, outside.Attrs().MTU)
 	if inside.Attrs().MTU != outside.Attrs().MTU {
@@ -352,22 +401,22 @@ func (b *Bridge) setupLinks(c *config.Config) (net.HardwareAddr, error) {
 		name := port.Attrs().Name
 		if port.Attrs().MTU != mtu {
 			if err := netlink.LinkSetMTU(port, mtu); err != nil {
-				return nil, fmt.Errorf("LinkSetMTU(%s, %d): %w", name, mtu, err)
+				return fmt.Errorf("LinkSetMTU(%s, %d): %w", name, mtu, err)
 			}
 		}
 		if port.Attrs().MasterIndex != br.Attrs().Index {
 			if err := netlink.LinkSetMaster(port, br); err != nil {
-				return nil, fmt.Errorf("LinkSetMaster(%s, %s): %w", name, c.Interfaces.Bridge, err)
+				return fmt.Errorf("LinkSetMaster(%s, %s): %w", name, c.Interfaces.Bridge, err)
 			}
 		}
 		if err := netlink.LinkSetUp(port); err != nil {
-			return nil, fmt.Errorf("LinkSetUp(%s): %w", name, err)
+			return fmt.Errorf("LinkSetUp(%s): %w", name, err)
 		}
 	}
 	if err := netlink.LinkSetUp(br); err != nil {
-		return nil, fmt.Errorf("LinkSetUp(%s): %w", c.Interfaces.Bridge, err)
+		return fmt.Errorf("LinkSetUp(%s): %w", c.Interfaces.Bridge, err)
 	}
-	return mac, nil
+	return nil
 }
 
 // setBridgeTimers turns STP off and the forward delay to 0 on an existing

@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -92,13 +93,23 @@ func TestApplyChild(t *testing.T) {
 		t.Skip("helper process for the privileged bridge tests")
 	}
 	b := New(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if verb == "fail-after-guard" {
+		b.afterGuard = func() error { return errInjected }
+	}
 	var c *config.Config
 	for _, path := range strings.Split(os.Getenv("RELAYGATE_BRIDGE_CONFIGS"), ",") {
 		var err error
 		if c, err = config.Load(path); err != nil {
 			t.Fatal(err)
 		}
-		if err := b.Apply(context.Background(), c); err != nil {
+		err = b.Apply(context.Background(), c)
+		if verb == "fail-after-guard" {
+			if !errors.Is(err, errInjected) {
+				t.Fatalf("Apply = %v, want the injected failure", err)
+			}
+			return
+		}
+		if err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -159,13 +170,25 @@ func (n *netns) run(args ...string) string {
 	return string(out)
 }
 
-// apply runs the child with the given modes applied in order, then verb.
+// apply runs the child with the test configuration of the given modes
+// applied in order, then verb.
 func (n *netns) apply(verb string, modes ...string) {
 	n.t.Helper()
+	var cfgs []string
+	for _, m := range modes {
+		cfgs = append(cfgs, testConfig(m))
+	}
+	n.applyConfigs(verb, cfgs...)
+}
+
+// applyConfigs runs the child with the given configurations applied in
+// order, then verb.
+func (n *netns) applyConfigs(verb string, cfgs ...string) {
+	n.t.Helper()
 	var paths []string
-	for i, m := range modes {
+	for i, cfg := range cfgs {
 		p := filepath.Join(n.t.TempDir(), fmt.Sprintf("c%d.yaml", i))
-		if err := os.WriteFile(p, []byte(testConfig(m)), 0o600); err != nil {
+		if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
 			n.t.Fatal(err)
 		}
 		paths = append(paths, p)
@@ -174,7 +197,7 @@ func (n *netns) apply(verb string, modes ...string) {
 	cmd := exec.Command("ip", "netns", "exec", n.name, self, "-test.run=^TestApplyChild$", "-test.v")
 	cmd.Env = append(os.Environ(), childEnv+"="+verb, "RELAYGATE_BRIDGE_CONFIGS="+strings.Join(paths, ","))
 	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "--- PASS: TestApplyChild") {
-		n.t.Fatalf("child %s %v: %v\n%s", verb, modes, err, out)
+		n.t.Fatalf("child %s: %v\n%s", verb, err, out)
 	}
 }
 

@@ -289,6 +289,23 @@ func build(conn *nftables.Conn, r ruleset, withAlive bool, g guardFamily) error 
 	conn.AddRule(&nftables.Rule{Table: brT, Chain: brChain, Exprs: join(
 		ifname(r.Inside), tcp(), tcpPort(2, brPorts), []expr.Any{counter(CounterSMTPPackets)})})
 
+	// Inet family: nobody reaches the proxy's listener on its own port,
+	// on any interface. Diverted packets keep their SMTP destination port
+	// (TPROXY does not rewrite them), so this drops only connections made
+	// to the box itself, in either mode.
+	conn.AddTable(inT)
+	conn.AddObj(&nftables.CounterObj{Table: inT, Name: CounterProxyPortDropped})
+	inInput := conn.AddChain(&nftables.Chain{
+		Name: "input", Table: inT, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter,
+	})
+	conn.AddRule(&nftables.Rule{Table: inT, Chain: inInput, Exprs: join(tcp(),
+		[]expr.Any{
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(r.ProxyPort)},
+		},
+		drop(CounterProxyPortDropped))})
+
 	if !r.Enforce {
 		return nil
 	}
@@ -399,7 +416,6 @@ func build(conn *nftables.Conn, r ruleset, withAlive bool, g guardFamily) error 
 	add(join(tcp(), tcpPort(2, gPorts), []expr.Any{counter(CounterReset), tcpReset()}))
 
 	// Inet family: hand diverted connections to the proxy's socket.
-	conn.AddTable(inT)
 	inPorts := &nftables.Set{Table: inT, Name: "smtp_ports", KeyType: nftables.TypeInetService}
 	if err := conn.AddSet(inPorts, portElements(r.Ports)); err != nil {
 		return fmt.Errorf("AddSet(inet smtp_ports): %w", err)

@@ -144,6 +144,11 @@ type Interfaces struct {
 	// BridgeMAC pins the bridge's MAC address, e.g. 02:52:47:00:00:01.
 	// Default: derived from the inside port's MAC.
 	BridgeMAC string `yaml:"bridge_mac" json:"bridge_mac"`
+	// BridgeAcceptRA lets the bridge take IPv6 router advertisements
+	// (SLAAC addresses, a default route) from the wire, e.g. true. Default
+	// false: the box's addressing on the bridge is BridgeAddresses and
+	// BridgeGateways, and a LAN host must not be able to add to it.
+	BridgeAcceptRA bool `yaml:"bridge_accept_ra" json:"bridge_accept_ra"`
 }
 
 // Relay is an approved mail relay.

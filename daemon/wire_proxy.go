@@ -20,6 +20,9 @@ func newProxy(d *daemon, cfg *config.Config) (*smtpproxy.Proxy, error) {
 		MailLimits:  smtpproxy.MailLimitsFromConfig(cfg.Limits),
 		TLSPolicies: smtpproxy.TLSPoliciesFromConfig(cfg.Relays),
 		DataDir:     cfg.DataDir,
+		// The listener is IP_TRANSPARENT on every interface: only what
+		// the kernel diverted is the proxy's.
+		DivertedOnly: true,
 	})
 	if err != nil {
 		return nil, err

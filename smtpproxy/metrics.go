@@ -27,6 +27,7 @@ type metrics struct {
 	messages       prometheus.Counter
 	deferrals      *prometheus.CounterVec
 	bursts         prometheus.Counter
+	undiverted     prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -67,6 +68,10 @@ func newMetrics() *metrics {
 			Name: "relaygate_proxy_sender_bursts_total",
 			Help: "Envelope senders detected sending far above their baseline.",
 		}),
+		undiverted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "relaygate_proxy_undiverted_refused_total",
+			Help: "Connections to the proxy's listener that did not come through the divert (to its own port or to one of the box's addresses), closed at once.",
+		}),
 	}
 	// Export every series from the start, so that rate() sees the first event.
 	for _, c := range []string{classRelay, classBlocked, classRefused, classDeferred} {
@@ -82,5 +87,5 @@ func newMetrics() *metrics {
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.conns, m.active, m.bytes, m.upstreamErrors, m.refusedRcpt, m.panics, m.messages, m.deferrals, m.bursts}
+	return []prometheus.Collector{m.conns, m.active, m.bytes, m.upstreamErrors, m.refusedRcpt, m.panics, m.messages, m.deferrals, m.bursts, m.undiverted}
 }

@@ -176,6 +176,15 @@ type Options struct {
 	DataDir string
 	// Now is the clock of limits and events; default time.Now.
 	Now func() time.Time
+	// DivertedOnly closes, at once and without a reply, every connection
+	// that did not arrive through the kernel's divert. A diverted
+	// connection's local address is its original destination: an SMTP port
+	// of a host elsewhere. A connection to the listener's own port, or to
+	// one of the box's own addresses, was made to the box itself (from
+	// the LAN, the management network or the box) and is not the proxy's
+	// business. The daemon sets it; tests that serve a plain listener
+	// leave it off.
+	DivertedOnly bool
 	// ShutdownGrace is how long Serve waits for open sessions to finish
 	// after its context is cancelled before it closes them; default 5s.
 	ShutdownGrace time.Duration
@@ -201,6 +210,10 @@ type Proxy struct {
 	now       func() time.Time
 	limiter   *limiter
 	inspector *inspector // nil: no inspect CA
+
+	divertedOnly bool
+	own          *ownAddrs
+	undivLog     eventThrottle[struct{}] // the undiverted-connection warning, once per eventEvery
 
 	policy      atomic.Pointer[policyBox]
 	limits      atomic.Pointer[Limits]
@@ -244,6 +257,9 @@ func New(opts Options) (*Proxy, error) {
 		series:    opts.Series,
 		now:       opts.Now,
 		limiter:   newLimiter(),
+
+		divertedOnly: opts.DivertedOnly,
+		own:          newOwnAddrs(),
 	}
 	if p.now == nil {
 		p.now = time.Now
@@ -330,7 +346,7 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 	// Sessions outlive ctx by the grace period; hard is cancelled after it.
 	hard, hardCancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer hardCancel()
-	s := &server{p: p, hard: hard, cl: newChanListener(ln.Addr())}
+	s := &server{p: p, hard: hard, cl: newChanListener(ln.Addr()), lnPort: addrOf(ln.Addr()).Port()}
 	s.smtp = p.newSMTPServer()
 	smtpDone := make(chan struct{})
 	go func() {
@@ -505,6 +521,8 @@ type server struct {
 	hard context.Context // cancelled when open sessions must close
 	cl   *chanListener   // feeds refusal sessions to smtp
 	smtp *smtp.Server
+	// lnPort is the listener's own port: a connection to it was not diverted.
+	lnPort uint16
 
 	live     sync.WaitGroup // open sessions
 	routines sync.WaitGroup // our goroutines
@@ -551,6 +569,16 @@ func (s *server) handle(c net.Conn) {
 	log = cn.log
 	if !cn.src.IsValid() || !cn.dst.IsValid() {
 		log.Warn("connection without IP addresses, closed", "remote", c.RemoteAddr().String(), "local", c.LocalAddr().String())
+		c.Close()
+		return
+	}
+
+	if p.divertedOnly && s.undiverted(cn.dst) {
+		p.metrics.undiverted.Inc()
+		if ok, held, _ := p.undivLog.allow(struct{}{}, p.now()); ok {
+			log.Warn("connection that did not come through the divert closed (to the proxy's own port or one of the box's addresses)",
+				"closed_since_last_warning", held)
+		}
 		c.Close()
 		return
 	}
