@@ -85,7 +85,8 @@ func withDefaults(mode Mode, relays ...Relay) *Config {
 			Retention: Duration(90 * 24 * time.Hour),
 			MaxEvents: 1_000_000,
 		},
-		Log: Log{Format: "text", Level: "info"},
+		Log:    Log{Format: "text", Level: "info"},
+		Locate: Locate{Refresh: Duration(5 * time.Minute), Timeout: Duration(2 * time.Second)},
 	}
 }
 
@@ -187,7 +188,8 @@ func fullConfig() *Config {
 			Window:      Duration(5 * time.Minute),
 		},
 		Store: Store{Retention: Duration(720 * time.Hour), MaxEvents: 10},
-		Log:   Log{Format: "json", Level: "debug"},
+		Log:    Log{Format: "json", Level: "debug"},
+		Locate: Locate{Refresh: Duration(5 * time.Minute), Timeout: Duration(2 * time.Second)},
 	}
 }
 

@@ -36,6 +36,8 @@ const (
 	DefaultRelayTestDomain    = "relay-test.example.net"
 	DefaultDigestAfter        = 5
 	DefaultAlertWindow        = 10 * time.Minute
+	DefaultLocateRefresh      = 5 * time.Minute
+	DefaultLocateTimeout      = 2 * time.Second
 )
 
 // Default returns a configuration with every default set and no interfaces
@@ -145,6 +147,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.Store.MaxEvents == 0 {
 		c.Store.MaxEvents = DefaultMaxEvents
+	}
+	if c.Locate.Refresh == 0 {
+		c.Locate.Refresh = Duration(DefaultLocateRefresh)
+	}
+	if c.Locate.Timeout == 0 {
+		c.Locate.Timeout = Duration(DefaultLocateTimeout)
 	}
 	if c.Log.Format == "" {
 		c.Log.Format = "text"

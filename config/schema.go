@@ -46,6 +46,50 @@ type Config struct {
 	Alerts Alerts `yaml:"alerts" json:"alerts"`
 	Store  Store  `yaml:"store" json:"store"`
 	Log    Log    `yaml:"log" json:"log"`
+	// Locate asks the LAN's switches, read-only over SNMP, where an
+	// offending host is plugged in.
+	Locate Locate `yaml:"locate" json:"locate"`
+}
+
+// Locate configures switch-port location of hosts over SNMP.
+type Locate struct {
+	// Switches are queried read-only; the first that knows the address's
+	// MAC (the routing switch) resolves IP to MAC, every switch is asked
+	// for the MAC's port. Empty: location is off.
+	Switches []Switch `yaml:"switches" json:"switches"`
+	// Refresh is the least time between two lookups of the same active
+	// host, e.g. 5m.
+	Refresh Duration `yaml:"refresh" json:"refresh"`
+	// Timeout bounds one SNMP request, e.g. 2s.
+	Timeout Duration `yaml:"timeout" json:"timeout"`
+}
+
+// Switch is one switch answering SNMP. Secrets (Community, AuthPass,
+// PrivPass) are write-only: the API never shows them back.
+type Switch struct {
+	// Name is how the admin knows the switch, e.g. access-2.
+	Name string `yaml:"name" json:"name"`
+	// Address is host or host:port (default port 161), e.g. 10.0.0.2.
+	Address string `yaml:"address" json:"address"`
+	// Version is 2c or 3.
+	Version string `yaml:"version" json:"version"`
+	// Community is the v2c read community, e.g. public.
+	Community string `yaml:"community" json:"community,omitempty"`
+	// User is the v3 user name (authPriv only).
+	User string `yaml:"user" json:"user,omitempty"`
+	// AuthProto is SHA, SHA-224, SHA-256, SHA-384 or SHA-512 (default SHA-256).
+	AuthProto string `yaml:"auth_proto" json:"auth_proto,omitempty"`
+	// AuthPass is the v3 authentication passphrase.
+	AuthPass string `yaml:"auth_pass" json:"auth_pass,omitempty"`
+	// PrivProto is AES, AES-192 or AES-256 (default AES).
+	PrivProto string `yaml:"priv_proto" json:"priv_proto,omitempty"`
+	// PrivPass is the v3 privacy passphrase.
+	PrivPass string `yaml:"priv_pass" json:"priv_pass,omitempty"`
+	// Context is the v3 context name, e.g. vlan-20 on Cisco; empty by default.
+	Context string `yaml:"context" json:"context,omitempty"`
+	// VLANs are asked one by one on switches with a per-VLAN forwarding
+	// table (Cisco: community@vlan, v3 context vlan-N), e.g. [10, 20].
+	VLANs []int `yaml:"vlans" json:"vlans,omitempty"`
 }
 
 // Limits bound relays' mail. Zero means unlimited.
