@@ -187,7 +187,7 @@ func fullConfig() *Config {
 			DigestAfter: 3,
 			Window:      Duration(5 * time.Minute),
 		},
-		Store: Store{Retention: Duration(720 * time.Hour), MaxEvents: 10},
+		Store:  Store{Retention: Duration(720 * time.Hour), MaxEvents: 10},
 		Log:    Log{Format: "json", Level: "debug"},
 		Locate: Locate{Refresh: Duration(5 * time.Minute), Timeout: Duration(2 * time.Second)},
 	}
