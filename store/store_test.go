@@ -403,7 +403,7 @@ func TestBackgroundPrune(t *testing.T) {
 }
 
 func TestConcurrentRecord(t *testing.T) {
-	s := openTest(t, "", Options{})
+	s := openTest(t, "", Options{EventsPerSourcePerMinute: -1})
 	const goroutines, each = 16, 500
 	var wg sync.WaitGroup
 	for g := range goroutines {
