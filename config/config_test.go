@@ -82,8 +82,9 @@ func withDefaults(mode Mode, relays ...Relay) *Config {
 		},
 		Alerts: Alerts{DigestAfter: 5, Window: Duration(10 * time.Minute)},
 		Store: Store{
-			Retention: Duration(90 * 24 * time.Hour),
-			MaxEvents: 1_000_000,
+			Retention:                Duration(90 * 24 * time.Hour),
+			MaxEvents:                1_000_000,
+			EventsPerSourcePerMinute: 60,
 		},
 		Log: Log{Format: "text", Level: "info"},
 	}
@@ -186,7 +187,7 @@ func fullConfig() *Config {
 			DigestAfter: 3,
 			Window:      Duration(5 * time.Minute),
 		},
-		Store: Store{Retention: Duration(720 * time.Hour), MaxEvents: 10},
+		Store: Store{Retention: Duration(720 * time.Hour), MaxEvents: 10, MaxMB: 64, EventsPerSourcePerMinute: -1},
 		Log:   Log{Format: "json", Level: "debug"},
 	}
 }
@@ -576,6 +577,9 @@ func TestValidate(t *testing.T) {
 		{"proxy port 0", func(c *Config) { c.Proxy.Port = 0 }, "proxy.port"},
 		{"max_conns 0", func(c *Config) { c.Proxy.MaxConns = 0 }, "proxy.max_conns"},
 		{"max_events 0", func(c *Config) { c.Store.MaxEvents = 0 }, "store.max_events"},
+		{"max_mb below the minimum", func(c *Config) { c.Store.MaxMB = 4 }, "store.max_mb"},
+		{"max_mb negative", func(c *Config) { c.Store.MaxMB = -1 }, "store.max_mb"},
+		{"events_per_source_per_minute huge", func(c *Config) { c.Store.EventsPerSourcePerMinute = 2000000 }, "store.events_per_source_per_minute"},
 		{"idle_timeout 0", func(c *Config) { c.Proxy.IdleTimeout = 0 }, "proxy.idle_timeout"},
 		{"retention 0", func(c *Config) { c.Store.Retention = 0 }, "store.retention"},
 		{"empty log format", func(c *Config) { c.Log.Format = "" }, "log.format"},
