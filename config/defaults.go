@@ -24,6 +24,8 @@ const (
 	DefaultNewConnsPerSource  = 20
 	DefaultRetention          = 90 * 24 * time.Hour
 	DefaultMaxEvents          = 1_000_000
+	DefaultEventsPerSource    = 60 // store.events_per_source_per_minute
+	MinStoreMB                = 8  // the smallest store.max_mb
 	DefaultBurstFactor        = 10
 	DefaultBurstMinMessages   = 30
 	DefaultBurstHoldFor       = 15 * time.Minute
@@ -153,6 +155,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Locate.Timeout == 0 {
 		c.Locate.Timeout = Duration(DefaultLocateTimeout)
+	}
+	if c.Store.EventsPerSourcePerMinute == 0 {
+		c.Store.EventsPerSourcePerMinute = DefaultEventsPerSource
 	}
 	if c.Log.Format == "" {
 		c.Log.Format = "text"

@@ -313,6 +313,15 @@ type Store struct {
 	Retention Duration `yaml:"retention" json:"retention"`
 	// MaxEvents keeps at most this many events (oldest deleted first), e.g. 1000000.
 	MaxEvents int `yaml:"max_events" json:"max_events"`
+	// MaxMB is the byte quota of the stored events in MiB, e.g. 1024: above
+	// it the biggest producers lose their oldest events first, each host
+	// keeping its first and latest. 0 means 40% of the data partition, at
+	// most 1024.
+	MaxMB int `yaml:"max_mb" json:"max_mb"`
+	// EventsPerSourcePerMinute is how many events one non-relay source (an
+	// IPv4 address, an IPv6 /64) may store per minute, e.g. 60; the others
+	// are counted in the series but not stored. Negative: no budget.
+	EventsPerSourcePerMinute int `yaml:"events_per_source_per_minute" json:"events_per_source_per_minute"`
 }
 
 // Log configures the daemon's log output.

@@ -217,6 +217,12 @@ func (c *Config) Validate() error {
 			return fe(v.key, "must be at least 1, got %d", v.n)
 		}
 	}
+	if m := c.Store.MaxMB; m != 0 && (m < MinStoreMB || m > 1<<30) {
+		return fe("store.max_mb", "must be 0 (40%% of the data partition, at most 1024) or %d to %d MiB, got %d", MinStoreMB, 1<<30, m)
+	}
+	if c.Store.EventsPerSourcePerMinute > 1000000 {
+		return fe("store.events_per_source_per_minute", "at most 1000000, got %d (negative: no budget)", c.Store.EventsPerSourcePerMinute)
+	}
 	for _, v := range []struct {
 		key string
 		d   Duration

@@ -68,6 +68,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	st, err := store.Open(ctx, cfg.DataDir, store.Options{
 		Retention: cfg.Store.Retention.D(), MaxEvents: cfg.Store.MaxEvents, Logger: log,
+		MaxBytes: int64(cfg.Store.MaxMB) << 20, EventsPerSourcePerMinute: cfg.Store.EventsPerSourcePerMinute,
 	})
 	if err != nil {
 		return err
@@ -76,7 +77,10 @@ func Run(ctx context.Context, o Options) error {
 
 	br := bridge.New(log)
 	d := newDaemon(log, path, o.Version, br, st, cfg)
-	d.OnApply(func(c *config.Config) { st.SetLimits(c.Store.Retention.D(), c.Store.MaxEvents) })
+	d.OnApply(func(c *config.Config) {
+		st.SetLimits(c.Store.Retention.D(), c.Store.MaxEvents)
+		st.SetQuota(int64(c.Store.MaxMB)<<20, c.Store.EventsPerSourcePerMinute)
+	})
 	if err := br.Apply(ctx, cfg); err != nil {
 		return fmt.Errorf("apply configuration: %w", err)
 	}

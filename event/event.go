@@ -57,8 +57,11 @@ type Event struct {
 	Helo       string     `json:"helo"`
 	MailFrom   string     `json:"mail_from"`
 	Rcpt       []string   `json:"rcpt"`
-	Code       int        `json:"code"`
-	Detail     string     `json:"detail"`
+	// RcptDropped counts the recipients the client gave beyond those kept
+	// in Rcpt (see MaxRcpt, MaxBytes and proxy.max_recipients).
+	RcptDropped int    `json:"rcpt_dropped,omitempty"`
+	Code        int    `json:"code"`
+	Detail      string `json:"detail"`
 	// Bytes counts the octets the client sent through (relayed sessions).
 	Bytes int64 `json:"bytes,omitempty"`
 	// Messages counts the messages of the session or flow (accepted by the

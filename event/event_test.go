@@ -2,6 +2,7 @@ package event
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 )
@@ -49,5 +50,31 @@ func TestSenderKey(t *testing.T) {
 		if got := SenderKey(tt.in); got != tt.want {
 			t.Errorf("SenderKey(%q) = %q, want %q", tt.in, got, tt.want)
 		}
+	}
+}
+
+// TestClip: fields are cut at their bounds on a character boundary, and
+// the recipients that do not fit are counted, not lost silently.
+func TestClip(t *testing.T) {
+	if got := Clip("aé", 2); got != "a" {
+		t.Errorf(`Clip("aé", 2) = %q, want "a" (no half character)`, got)
+	}
+	rcpt := make([]string, 200)
+	for i := range rcpt {
+		rcpt[i] = strings.Repeat("r", 1000)
+	}
+	e := Event{Helo: strings.Repeat("h", 5000), Rcpt: rcpt, RcptDropped: 7}
+	e.Clip()
+	if len(e.Helo) != MaxHelo {
+		t.Errorf("Helo = %d octets, want %d", len(e.Helo), MaxHelo)
+	}
+	if e.StoredBytes() > MaxBytes+FixedBytes {
+		t.Errorf("StoredBytes() = %d, want at most %d", e.StoredBytes(), MaxBytes+FixedBytes)
+	}
+	if got := len(e.Rcpt) + e.RcptDropped; got != 207 {
+		t.Errorf("kept %d + dropped %d = %d, want 207", len(e.Rcpt), e.RcptDropped, got)
+	}
+	if len(rcpt[0]) != 1000 {
+		t.Errorf("Clip changed the caller's recipients")
 	}
 }

@@ -442,19 +442,20 @@ func (in *Inspector) endFlow(f *flow, t time.Time) {
 	// undercounted. After STARTTLS nothing can be seen, and the session
 	// counts as encrypted.
 	e := event.Event{
-		Time:       f.last,
-		Kind:       event.WouldBlock,
-		Client:     f.key.cli.Addr(),
-		Server:     f.key.srv.Addr(),
-		ServerPort: f.key.srv.Port(),
-		Helo:       c.Helo,
-		MailFrom:   c.MailFrom,
-		Rcpt:       append([]string{}, c.Rcpt...),
-		Code:       cmp.Or(c.FinalCode, c.LastCode),
-		Messages:   c.Messages,
-		Bytes:      f.cli.Bytes,
-		Encrypted:  c.Encrypted,
-		Detail:     flowDetail(c, f.shed),
+		Time:        f.last,
+		Kind:        event.WouldBlock,
+		Client:      f.key.cli.Addr(),
+		Server:      f.key.srv.Addr(),
+		ServerPort:  f.key.srv.Port(),
+		Helo:        c.Helo,
+		MailFrom:    c.MailFrom,
+		Rcpt:        append([]string{}, c.Rcpt...),
+		RcptDropped: c.RcptTotal - len(c.Rcpt),
+		Code:        cmp.Or(c.FinalCode, c.LastCode),
+		Messages:    c.Messages,
+		Bytes:       f.cli.Bytes,
+		Encrypted:   c.Encrypted,
+		Detail:      flowDetail(c, f.shed),
 	}
 	if f.isRelay {
 		e.Kind, e.Relay = event.Relayed, f.relay

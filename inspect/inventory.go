@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/relaygate/relaygate/event"
 	"github.com/relaygate/relaygate/store"
 )
 
@@ -178,7 +179,7 @@ func (v *inventory) resolve(ctx context.Context) {
 		names, err := r.LookupAddr(lctx, addr.String())
 		cancel()
 		if err == nil && len(names) > 0 {
-			name := clip(strings.TrimSuffix(names[0], "."), 253)
+			name := event.Clip(strings.TrimSuffix(names[0], "."), 253)
 			v.mu.Lock()
 			d := v.deltas[addr]
 			if d == nil {

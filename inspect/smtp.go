@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strconv"
 	"strings"
+
+	"github.com/relaygate/relaygate/event"
 )
 
 // Bounds of the SMTP conversation parser. They keep a hostile or broken
@@ -230,7 +232,7 @@ func (c *Conversation) command(line []byte) {
 	switch strings.ToUpper(string(verb)) {
 	case "HELO", "EHLO", "LHLO":
 		if c.Helo == "" {
-			c.Helo, _ = c.keepString(clip(string(bytes.TrimSpace(arg)), 255))
+			c.Helo, _ = c.keepString(event.Clip(string(bytes.TrimSpace(arg)), event.MaxHelo))
 		}
 		c.push(cmdHelo)
 	case "MAIL":
@@ -272,7 +274,7 @@ func (c *Conversation) command(line []byte) {
 	case "AUTH":
 		mech := strings.ToUpper(firstOr(strings.Fields(string(arg)), ""))
 		if mech != "" && len(c.AuthMechs) < maxAuthMechs && !contains(c.AuthMechs, mech) {
-			c.AuthMechs = c.appendString(c.AuthMechs, clip(mech, 32), maxAuthMechs, &c.authsCap)
+			c.AuthMechs = c.appendString(c.AuthMechs, event.Clip(mech, 32), maxAuthMechs, &c.authsCap)
 		}
 		c.push(cmdAuth)
 	case "RSET":
@@ -547,14 +549,7 @@ func pathArg(arg []byte, prefix string) string {
 	} else if i := strings.IndexByte(s, ' '); i >= 0 {
 		s = s[:i]
 	}
-	return clip(s, 320)
-}
-
-func clip(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
+	return event.Clip(s, event.MaxPath)
 }
 
 func firstOr(f []string, def string) string {

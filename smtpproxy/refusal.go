@@ -77,17 +77,18 @@ func (p *Proxy) recordBlocked(rc *refusalConn) {
 	cn := rc.cn
 	rc.env.mu.Lock()
 	e := event.Event{
-		Time:       cn.start,
-		Kind:       event.Blocked,
-		Client:     cn.src,
-		Server:     cn.dst.Addr(),
-		ServerPort: cn.dst.Port(),
-		Helo:       rc.env.helo,
-		MailFrom:   rc.env.mailFrom,
-		Rcpt:       append([]string{}, rc.env.rcpt...),
-		Code:       554,
-		Detail:     rc.reject.Message,
-		Messages:   rc.env.mails,
+		Time:        cn.start,
+		Kind:        event.Blocked,
+		Client:      cn.src,
+		Server:      cn.dst.Addr(),
+		ServerPort:  cn.dst.Port(),
+		Helo:        rc.env.helo,
+		MailFrom:    rc.env.mailFrom,
+		Rcpt:        append([]string{}, rc.env.rcpt...),
+		RcptDropped: rc.env.rcptSeen - len(rc.env.rcpt),
+		Code:        554,
+		Detail:      rc.reject.Message,
+		Messages:    rc.env.mails,
 	}
 	seen := rc.env.rcptSeen
 	rc.env.mu.Unlock()
@@ -100,7 +101,9 @@ func (p *Proxy) recordBlocked(rc *refusalConn) {
 		"duration", time.Since(cn.start).Round(time.Millisecond))
 }
 
-// envelope is the evidence a refusal dialogue collects.
+// envelope is the evidence a refusal dialogue collects, clipped as it
+// arrives (event.MaxHelo, event.MaxPath): a line may be maxLineLength long,
+// and a host that sends one per field must not make its evidence large.
 type envelope struct {
 	mu       sync.Mutex
 	helo     string
@@ -172,7 +175,7 @@ func (c *refusalConn) noteHelo(helo string) {
 	c.env.mu.Lock()
 	defer c.env.mu.Unlock()
 	if c.env.helo == "" {
-		c.env.helo = helo
+		c.env.helo = event.Clip(helo, event.MaxHelo)
 	}
 }
 
@@ -181,7 +184,7 @@ func (c *refusalConn) noteMail(from string) {
 	defer c.env.mu.Unlock()
 	c.env.mails++
 	if !c.env.hasMail {
-		c.env.hasMail, c.env.mailFrom = true, from
+		c.env.hasMail, c.env.mailFrom = true, event.Clip(from, event.MaxPath)
 	}
 }
 
@@ -190,7 +193,7 @@ func (c *refusalConn) noteRcpt(to string) {
 	defer c.env.mu.Unlock()
 	c.env.rcptSeen++
 	if len(c.env.rcpt) < c.cn.lim.MaxRecipients {
-		c.env.rcpt = append(c.env.rcpt, to)
+		c.env.rcpt = append(c.env.rcpt, event.Clip(to, event.MaxPath))
 	}
 }
 

@@ -37,6 +37,7 @@ func TestRefusalDialogue(t *testing.T) {
 		wantHelo  string
 		wantFrom  string
 		wantRcpt  []string
+		wantDrop  int  // RcptDropped
 		wantClose bool // the proxy closes after the last step
 	}{
 		{
@@ -98,7 +99,17 @@ func TestRefusalDialogue(t *testing.T) {
 				{send: "RCPT TO:<r4@example.com>", want: rcptRefused},
 				{send: "DATA", want: rcptRefused},
 			},
-			wantHelo: "bulk.example", wantFrom: "", wantRcpt: []string{"r1@example.com", "r2@example.com"},
+			wantHelo: "bulk.example", wantFrom: "", wantRcpt: []string{"r1@example.com", "r2@example.com"}, wantDrop: 2,
+		},
+		{
+			name: "envelope fields clipped as they arrive",
+			steps: []step{
+				{send: "EHLO " + strings.Repeat("h", 1900), want: "250", wantPrefix: true},
+				{send: "MAIL FROM:<" + strings.Repeat("f", 1900) + "@x.example>", want: "250", wantPrefix: true},
+				{send: "RCPT TO:<" + strings.Repeat("r", 1900) + "@x.example>", want: rcptRefused},
+			},
+			wantHelo: strings.Repeat("h", event.MaxHelo), wantFrom: strings.Repeat("f", event.MaxPath),
+			wantRcpt: []string{strings.Repeat("r", event.MaxPath)},
 		},
 		{
 			name: "early disconnect still records",
@@ -190,16 +201,17 @@ func TestRefusalDialogue(t *testing.T) {
 			}
 			evs := tp.rec.wait(t, 1)
 			want := []event.Event{{
-				Messages:   wantMsgs,
-				Kind:       event.Blocked,
-				Client:     netip.MustParseAddr("127.0.0.1"),
-				Server:     tp.addr.Addr(),
-				ServerPort: tp.addr.Port(),
-				Helo:       tt.wantHelo,
-				MailFrom:   tt.wantFrom,
-				Rcpt:       tt.wantRcpt,
-				Code:       554,
-				Detail:     testReject,
+				Messages:    wantMsgs,
+				Kind:        event.Blocked,
+				Client:      netip.MustParseAddr("127.0.0.1"),
+				Server:      tp.addr.Addr(),
+				ServerPort:  tp.addr.Port(),
+				Helo:        tt.wantHelo,
+				MailFrom:    tt.wantFrom,
+				Rcpt:        tt.wantRcpt,
+				RcptDropped: tt.wantDrop,
+				Code:        554,
+				Detail:      testReject,
 			}}
 			if diff := cmp.Diff(want, evs, eventOpts); diff != "" {
 				t.Errorf("events (-want +got):\n%s", diff)

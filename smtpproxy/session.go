@@ -648,7 +648,8 @@ func (rs *relaySession) messageAccepted(size int64, rp reply) {
 		Time: now, Kind: event.Relayed,
 		Client: rs.cn.src, Server: rs.cn.dst.Addr(), ServerPort: rs.cn.dst.Port(),
 		Relay: rs.relay.Name, Helo: rs.helo, MailFrom: rs.tx.from, Rcpt: append([]string(nil), rs.tx.rcpts...),
-		Code: rp.code, Messages: 1, Size: size, Bytes: size, Reply: rp.text(), TLS: rs.tls,
+		RcptDropped: rs.tx.nrcpt - len(rs.tx.rcpts),
+		Code:        rp.code, Messages: 1, Size: size, Bytes: size, Reply: rp.text(), TLS: rs.tls,
 		Detail: fmt.Sprintf("recipients: %d", rs.tx.nrcpt),
 	})
 	if b := lim.burst.Observe(key, now); b != nil {

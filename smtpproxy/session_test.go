@@ -483,7 +483,7 @@ func TestRelayedEventFields(t *testing.T) {
 	want := []event.Event{{
 		Kind: event.Relayed, Client: netip.MustParseAddr("127.0.0.1"), Server: tp.addr.Addr(), ServerPort: tp.addr.Port(),
 		Relay: "mail-relay", Helo: "relay.example.org", MailFrom: "a@example.org",
-		Rcpt: []string{"b@example.net", "c@example.net"}, Code: 250, Messages: 1,
+		Rcpt: []string{"b@example.net", "c@example.net"}, RcptDropped: 1, Code: 250, Messages: 1,
 		Size: int64(len(body)), Bytes: int64(len(body)), Reply: "250 2.0.0 OK: queued", Detail: "recipients: 3",
 	}}
 	if diff := cmp.Diff(want, evs, eventOpts); diff != "" {

@@ -30,7 +30,7 @@ func TestCrashChild(t *testing.T) {
 		t.Skip("helper process for TestCrashDurability; runs only when started by it")
 	}
 	ctx := context.Background()
-	s, err := Open(ctx, dir, Options{PruneInterval: -1})
+	s, err := Open(ctx, dir, Options{PruneInterval: -1, EventsPerSourcePerMinute: -1})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child:", err)
 		os.Exit(2)

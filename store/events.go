@@ -16,20 +16,27 @@ import (
 )
 
 // Record queues e for writing. It implements event.Recorder: it normalizes
-// e, stamps it with the store's clock when its Time is zero, and never
-// blocks: when the write queue is full, or the store is closed, the event is
-// dropped and counted (see Dropped).
+// e, clips it to the bounds of one event (event.Event.Clip: no writer
+// stores more), stamps it with the store's clock when its Time is zero, and
+// never blocks: when the write queue is full, or the store is closed, the
+// event is dropped and counted (see Dropped). An event of a source over
+// its per-minute budget is counted in the series but not stored (see
+// OverBudget).
 func (s *Store) Record(e event.Event) {
 	if e.Time.IsZero() {
 		e.Time = s.now()
 	}
 	e.ID = 0
+	e.Clip()
 	// The caller may reuse its slice after Record returns.
 	e.Rcpt = slices.Clone(e.Rcpt)
 	e.Normalize()
 	// Counted even when the queue drops it: the series count attempts,
 	// the events are their evidence.
 	s.tally(&e)
+	if s.holdBack(&e) {
+		return
+	}
 
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -87,12 +94,15 @@ func (s *Store) writer() {
 		if len(batch) == 0 {
 			return
 		}
-		if err := s.insert(batch); err != nil {
+		if n, err := s.insert(batch); err != nil {
 			s.dropped.Add(uint64(len(batch)))
 			s.log.Error("writing events failed; events dropped", "events", len(batch), "err", err)
 			failed = append(failed, err)
 		} else {
 			s.recorded.Add(uint64(len(batch)))
+			if s.evBytes.Add(n) > s.maxBytes.Load() {
+				s.kickPrune()
+			}
 		}
 		clear(batch) // release Rcpt slices
 		batch = batch[:0]
@@ -139,15 +149,17 @@ func (s *Store) writer() {
 
 const insertEvent = `INSERT INTO events
 	(time, kind, client, server, server_port, relay, helo, mail_from, rcpt, code, detail, bytes,
-	 messages, size, reply, tls, encrypted)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	 messages, size, reply, tls, encrypted, rcpt_dropped, stored_bytes)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
-func (s *Store) insert(batch []event.Event) (err error) {
+// insert writes batch in one transaction and returns the bytes it added
+// (the events' stored_bytes).
+func (s *Store) insert(batch []event.Event) (added int64, err error) {
 	// Not cancelled by Close: the final batch must still be written.
 	ctx := context.Background()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("insert events: begin: %w", err)
+		return 0, fmt.Errorf("insert events: begin: %w", err)
 	}
 	defer func() {
 		if err != nil {
@@ -156,24 +168,26 @@ func (s *Store) insert(batch []event.Event) (err error) {
 	}()
 	stmt, err := tx.PrepareContext(ctx, insertEvent)
 	if err != nil {
-		return fmt.Errorf("insert events: prepare: %w", err)
+		return 0, fmt.Errorf("insert events: prepare: %w", err)
 	}
 	defer stmt.Close()
 	for _, e := range batch {
+		size := s.storedBytes(&e)
+		added += size
 		rcpt, err := marshalRcpt(e.Rcpt)
 		if err != nil {
-			return fmt.Errorf("insert events: %w", err)
+			return 0, fmt.Errorf("insert events: %w", err)
 		}
 		if _, err := stmt.ExecContext(ctx, nanos(e.Time), string(e.Kind), addrString(e.Client), addrString(e.Server),
 			int64(e.ServerPort), e.Relay, e.Helo, e.MailFrom, rcpt, int64(e.Code), e.Detail, e.Bytes,
-			int64(e.Messages), e.Size, e.Reply, e.TLS, e.Encrypted); err != nil {
-			return fmt.Errorf("insert events: %w", err)
+			int64(e.Messages), e.Size, e.Reply, e.TLS, e.Encrypted, int64(e.RcptDropped), size); err != nil {
+			return 0, fmt.Errorf("insert events: %w", err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("insert events: commit: %w", err)
+		return 0, fmt.Errorf("insert events: commit: %w", err)
 	}
-	return nil
+	return added, nil
 }
 
 // marshalRcpt encodes recipients as a JSON array without HTML escaping, so
@@ -224,7 +238,7 @@ type Query struct {
 	BeforeID int64
 }
 
-const eventColumns = `id, time, kind, client, server, server_port, relay, helo, mail_from, rcpt, code, detail, bytes, messages, size, reply, tls, encrypted`
+const eventColumns = `id, time, kind, client, server, server_port, relay, helo, mail_from, rcpt, code, detail, bytes, messages, size, reply, tls, encrypted, rcpt_dropped`
 
 // Events returns the events matching q, newest first (by time, then by ID).
 func (s *Store) Events(ctx context.Context, q Query) ([]event.Event, error) {
@@ -299,7 +313,7 @@ func scanEvent(rows *sql.Rows) (event.Event, error) {
 		rcpt                 string
 	)
 	if err := rows.Scan(&e.ID, &t, &kind, &client, &server, &port, &e.Relay, &e.Helo, &e.MailFrom, &rcpt, &code, &e.Detail, &e.Bytes,
-		&e.Messages, &e.Size, &e.Reply, &e.TLS, &e.Encrypted); err != nil {
+		&e.Messages, &e.Size, &e.Reply, &e.TLS, &e.Encrypted, &e.RcptDropped); err != nil {
 		return e, err
 	}
 	e.Time = fromNanos(t)
@@ -469,12 +483,30 @@ func (s *Store) Prune(ctx context.Context) (int64, error) {
 			return total, fmt.Errorf("prune by count: %w", err)
 		}
 	}
+	n, err = s.pruneBytes(ctx)
+	total += n
 	s.pruned.Add(uint64(total))
+	if err != nil {
+		return total, fmt.Errorf("prune by bytes: %w", err)
+	}
 	// Series follow the same age limit; they are not counted as events.
 	if _, err := s.db.ExecContext(ctx, `DELETE FROM series WHERE minute < ?`, s.now().Add(-retention).Unix()); err != nil {
 		return total, fmt.Errorf("prune series: %w", err)
 	}
+	if err := s.pruneInventory(ctx, s.now().Add(-retention)); err != nil {
+		return total, err
+	}
+	s.reclaim(ctx)
 	return total, nil
+}
+
+// kickPrune asks the background pruner to run now: the byte quota is
+// reached long before the next PruneInterval when a host floods.
+func (s *Store) kickPrune() {
+	select {
+	case s.pruneNow <- struct{}{}:
+	default:
+	}
 }
 
 // deleteChunks runs query (whose last parameter is the chunk size) until it
@@ -513,6 +545,7 @@ func (s *Store) pruner(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-s.pruneNow:
 		}
 	}
 }

@@ -14,8 +14,20 @@ func (s *Store) newCollectors() []prometheus.Collector {
 		}, func() float64 { return float64(s.dropped.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "relaygate_store_events_pruned_total",
-			Help: "Events deleted by retention (age or count).",
+			Help: "Events deleted by retention (age, count or byte quota).",
 		}, func() float64 { return float64(s.pruned.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "relaygate_store_events_over_budget_total",
+			Help: "Events not stored because their source was over store.events_per_source_per_minute; the outcome series count them.",
+		}, func() float64 { return float64(s.overBudget.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "relaygate_store_quota_bytes",
+			Help: "The byte quota of the stored events (store.max_mb, or its default).",
+		}, func() float64 { return float64(s.maxBytes.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "relaygate_store_event_bytes",
+			Help: "Estimated bytes the stored events take in the database file.",
+		}, func() float64 { return float64(s.evBytes.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "relaygate_store_write_queue_length",
 			Help: "Events waiting in the write queue.",

@@ -218,10 +218,11 @@ type KeyTotal struct {
 	Value int64  `json:"value"`
 }
 
-// TopKeys returns the n keys of a metric with the largest sums since t.
+// TopKeys returns the n keys of a metric with the largest sums since t;
+// the empty key (a total, or addresses folded by the pruner) is not one.
 func (s *Store) TopKeys(ctx context.Context, metric string, since time.Time, n int) ([]KeyTotal, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT key, SUM(value) AS v FROM series
-		WHERE metric = ? AND minute >= ? GROUP BY key ORDER BY v DESC, key LIMIT ?`,
+		WHERE metric = ? AND key != '' AND minute >= ? GROUP BY key ORDER BY v DESC, key LIMIT ?`,
 		metric, since.Unix()/60*60, clampLimit(n))
 	if err != nil {
 		return nil, fmt.Errorf("top keys %s: %w", metric, err)

@@ -75,6 +75,15 @@ type Options struct {
 	// first time right after Open. Zero means DefaultPruneInterval; negative
 	// disables background pruning (Prune can still be called).
 	PruneInterval time.Duration
+	// MaxBytes is the byte quota of the events in the database file, e.g.
+	// 1073741824 (1 GiB). Zero or negative means AutoMaxBytes of the data
+	// directory; below MinMaxBytes means MinMaxBytes.
+	MaxBytes int64
+	// EventsPerSourcePerMinute is how many events one non-relay client
+	// source (sourcekey: an IPv4 address, an IPv6 /64) may store per
+	// minute, e.g. 60; the others are counted but not stored. Zero means
+	// DefaultEventsPerSourcePerMinute; negative switches the budget off.
+	EventsPerSourcePerMinute int
 	// Rand is the source of the random bytes of API tokens; nil means
 	// crypto/rand. It must be safe for concurrent use. Tests set a seeded
 	// source to know their tokens.
@@ -83,15 +92,24 @@ type Options struct {
 
 // Store is the event store. Its methods are safe for concurrent use.
 type Store struct {
-	db   *sql.DB
-	path string
-	log  *slog.Logger
-	now  func() time.Time
-	rand io.Reader
+	db       *sql.DB
+	path     string
+	dir      string
+	pageSize int64
+	log      *slog.Logger
+	now      func() time.Time
+	rand     io.Reader
 
 	limitsMu  sync.Mutex
 	retention time.Duration
 	maxEvents int
+
+	maxBytes       atomic.Int64
+	evBytes        atomic.Int64 // estimate of the events' stored_bytes, kept by the writer and Prune
+	budget         sourceBudget
+	maxHostsSeen   int // MaxHostsSeen; tests lower it
+	maxSeriesAddrs int // MaxSeriesAddresses; tests lower it
+	pruneNow       chan struct{}
 
 	// mu guards closed against Record racing with Close.
 	mu     sync.RWMutex
@@ -107,9 +125,10 @@ type Store struct {
 	closeOnce  sync.Once
 	closeErr   error
 
-	recorded atomic.Uint64
-	dropped  atomic.Uint64
-	pruned   atomic.Uint64
+	recorded   atomic.Uint64
+	dropped    atomic.Uint64
+	pruned     atomic.Uint64
+	overBudget atomic.Uint64
 
 	collectors []prometheus.Collector
 }
@@ -148,8 +167,16 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	f.Close()
 
 	q := url.Values{}
+	// Incremental auto-vacuum lets Prune give freed pages back to the file
+	// system (see reclaim). It takes effect only on a new, empty database,
+	// so it comes before anything that writes the file; an older database
+	// keeps reusing its freed pages without shrinking.
+	q.Add("_pragma", "auto_vacuum(INCREMENTAL)")
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
 	q.Add("_pragma", "journal_mode(WAL)")
+	// The write-ahead log is truncated to this after a checkpoint; without
+	// a limit it keeps its largest size.
+	q.Add("_pragma", fmt.Sprintf("journal_size_limit(%d)", walSizeLimit))
 	// FULL: a commit is on disk when it returns. With NORMAL a power cut
 	// (the appliance's usual way to be switched off) could take the last
 	// commits back: an administrator, a token, an audit line. Events are
@@ -187,6 +214,11 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
+	var pageSize int64
+	if err := db.QueryRowContext(ctx, "PRAGMA page_size").Scan(&pageSize); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store %s: page_size: %w", path, err)
+	}
 
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -201,17 +233,26 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		opts.PruneInterval = DefaultPruneInterval
 	}
 	s := &Store{
-		db:         db,
-		path:       path,
-		log:        log,
-		now:        opts.Now,
-		rand:       opts.Rand,
-		queue:      make(chan event.Event, opts.QueueSize),
-		flushReq:   make(chan chan error),
-		stop:       make(chan struct{}),
-		writerDone: make(chan struct{}),
+		db:             db,
+		path:           path,
+		dir:            dir,
+		pageSize:       pageSize,
+		maxHostsSeen:   MaxHostsSeen,
+		maxSeriesAddrs: MaxSeriesAddresses,
+		pruneNow:       make(chan struct{}, 1),
+		log:            log,
+		now:            opts.Now,
+		rand:           opts.Rand,
+		queue:          make(chan event.Event, opts.QueueSize),
+		flushReq:       make(chan chan error),
+		stop:           make(chan struct{}),
+		writerDone:     make(chan struct{}),
 	}
 	s.SetLimits(opts.Retention, opts.MaxEvents)
+	s.SetQuota(opts.MaxBytes, opts.EventsPerSourcePerMinute)
+	if n, err := s.eventBytes(ctx); err == nil {
+		s.evBytes.Store(n)
+	}
 	s.collectors = s.newCollectors()
 
 	bg, cancel := context.WithCancel(context.Background())
@@ -378,6 +419,14 @@ var migrations = []string{
 		SELECT 'blocked', client, time / 60000000000 * 60, COUNT(*) FROM events
 		WHERE kind IN ('blocked', 'refused', 'would_block') GROUP BY client, time / 60000000000
 		ON CONFLICT (metric, key, minute) DO UPDATE SET value = value + excluded.value;`,
+	// The byte quota (quota.go): what each event costs in the file,
+	// estimated at insert, and the recipients an event did not keep.
+	`ALTER TABLE events ADD COLUMN rcpt_dropped INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE events ADD COLUMN stored_bytes INTEGER NOT NULL DEFAULT 0;
+	UPDATE events SET stored_bytes = 160 + length(CAST(helo AS BLOB)) + length(CAST(mail_from AS BLOB))
+		+ length(CAST(rcpt AS BLOB)) + length(CAST(detail AS BLOB)) + length(CAST(reply AS BLOB))
+		+ length(CAST(relay AS BLOB)) + length(CAST(tls AS BLOB));
+	CREATE INDEX hosts_seen_last ON hosts_seen(last_seen);`,
 }
 
 func migrate(ctx context.Context, db *sql.DB) (err error) {

@@ -403,7 +403,7 @@ func TestBackgroundPrune(t *testing.T) {
 }
 
 func TestConcurrentRecord(t *testing.T) {
-	s := openTest(t, "", Options{})
+	s := openTest(t, "", Options{EventsPerSourcePerMinute: -1})
 	const goroutines, each = 16, 500
 	var wg sync.WaitGroup
 	for g := range goroutines {
@@ -572,11 +572,14 @@ func TestCollectors(t *testing.T) {
 		}
 	}
 	want := map[string]float64{
-		"relaygate_store_events_recorded_total": 2,
-		"relaygate_store_events_dropped_total":  0,
-		"relaygate_store_events_pruned_total":   0,
-		"relaygate_store_write_queue_length":    0,
-		"relaygate_store_write_queue_capacity":  DefaultQueueSize,
+		"relaygate_store_events_recorded_total":    2,
+		"relaygate_store_events_dropped_total":     0,
+		"relaygate_store_events_pruned_total":      0,
+		"relaygate_store_write_queue_length":       0,
+		"relaygate_store_write_queue_capacity":     DefaultQueueSize,
+		"relaygate_store_events_over_budget_total": 0,
+		"relaygate_store_quota_bytes":              float64(s.MaxBytes()),
+		"relaygate_store_event_bytes":              2 * event.FixedBytes,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("metrics (-want +got):\n%s", diff)

@@ -77,6 +77,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	timeout := fs.Duration("timeout", 0, "bound on one connection (flood, hold) or one message (send, load); default 30s, load 60s")
 	from := fs.String("from", "", "envelope sender of every message (send: default bench<i>@relay.example; load: load@relay.lab.example)")
 	to := fs.String("to", "sink@remote.example", "recipient of every message (send, load)")
+	rcpts := fs.Int("rcpts", 1, "RCPT TO per message (send): the first is -to, the others <k>.<-to>; a refused recipient does not end the session, the message fails when none was accepted")
 	helo := fs.String("helo", "", "EHLO name (default smtpflood.example; load: relay.lab.example)")
 	rate := fs.Int("rate", 0, "messages per minute overall (send, load; 0 = as fast as possible)")
 	if err := fs.Parse(args); err != nil {
@@ -127,7 +128,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "hold":
 		holdConns(stdout, dial, *helo, *n, *hold, *timeout)
 	case "send", "load":
-		env := envelope{helo: *helo, from: *from, to: *to}
+		env := envelope{helo: *helo, from: *from, to: *to, rcpts: max(*rcpts, 1)}
 		failed := send(stdout, stderr, *mode, dial, env, *n, *conc, *rate, *size, *timeout)
 		if *mode == "load" && failed > 0 {
 			return 1
@@ -258,6 +259,29 @@ func holdConns(out io.Writer, dial func() (net.Conn, error), helo string, n int,
 // from means a sender of its own per message.
 type envelope struct {
 	helo, from, to string
+	rcpts          int // RCPT TO per message, at least 1
+}
+
+// rcptStep sends the envelope's recipients; it fails with the last reply
+// when none was accepted.
+func (e envelope) rcptStep(s *session) error {
+	var last error
+	ok := false
+	for k := range max(e.rcpts, 1) {
+		to := e.to
+		if k > 0 {
+			to = fmt.Sprintf("%d.%s", k, e.to)
+		}
+		if err := s.cmd("", "RCPT TO:<"+to+">", '2'); err != nil {
+			last = err
+			continue
+		}
+		ok = true
+	}
+	if !ok {
+		return last
+	}
+	return nil
 }
 
 func (e envelope) sender(i int64) string {
@@ -367,10 +391,17 @@ func sendOne(dial func() (net.Conn, error), env envelope, i int64, msg string, t
 	}{
 		{"", "EHLO " + env.helo, '2'},
 		{"", "MAIL FROM:<" + env.sender(i) + ">", '2'},
-		{"", "RCPT TO:<" + env.to + ">", '2'},
+		{"rcpt", "", '2'},
 		{"", "DATA", '3'},
 		{"end of DATA", msg + ".", '2'},
 	} {
+		if step.name == "rcpt" {
+			if err := env.rcptStep(s); err != nil {
+				s.cmd("", "QUIT", '2')
+				return 0, err
+			}
+			continue
+		}
 		if err := s.cmd(step.name, step.line, step.want); err != nil {
 			return 0, err
 		}
