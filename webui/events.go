@@ -43,12 +43,13 @@ func (s *server) getEvents(c *gin.Context) {
 		abortError(c, http.StatusBadRequest, msg)
 		return
 	}
-	ctx, cancel := s.ctx(c)
+	ctx, progress, cancel := streamCtx(c.Request.Context(), s.storeTimeout)
 	defer cancel()
 	bw := bufio.NewWriterSize(c.Writer, streamBuffer)
 	n := 0
 	var last event.Event
 	more, err := s.events.EachEvent(ctx, q, func(e event.Event) error {
+		progress()
 		if n == 0 {
 			c.Header("Content-Type", "application/json; charset=utf-8")
 			c.Status(http.StatusOK)
@@ -86,6 +87,19 @@ func (s *server) getEvents(c *gin.Context) {
 	bw.WriteString("}\n")
 	if err := bw.Flush(); err != nil {
 		s.log.Debug("write events", "err", err)
+	}
+}
+
+// streamCtx bounds a streamed read by its progress rather than its length:
+// ctx ends when progress was not called for d (a stuck store, or a client
+// that stopped reading), while a long download that keeps moving goes on
+// (the server's write timeout bounds it as a whole).
+func streamCtx(parent context.Context, d time.Duration) (ctx context.Context, progress func(), cancel context.CancelFunc) {
+	ctx, cancelCtx := context.WithCancel(parent)
+	t := time.AfterFunc(d, cancelCtx)
+	return ctx, func() { t.Reset(d) }, func() {
+		t.Stop()
+		cancelCtx()
 	}
 }
 
@@ -193,7 +207,7 @@ func (s *server) getEventsCSV(c *gin.Context) {
 		abortError(c, http.StatusBadRequest, msg)
 		return
 	}
-	ctx, cancel := s.ctx(c)
+	ctx, progress, cancel := streamCtx(c.Request.Context(), s.storeTimeout)
 	defer cancel()
 	c.Header("Content-Type", "text/csv; charset=utf-8")
 	c.Header("Content-Disposition", `attachment; filename="relaygate-events-`+s.now().UTC().Format("20060102-150405")+`.csv"`)
@@ -205,6 +219,7 @@ func (s *server) getEventsCSV(c *gin.Context) {
 		"messages", "size", "reply", "tls", "encrypted"})
 	n := 0
 	_, err := s.events.EachEvent(ctx, q, func(e event.Event) error {
+		progress()
 		e.Normalize()
 		client, server := "", ""
 		if e.Client.IsValid() {

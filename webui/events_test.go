@@ -122,7 +122,7 @@ func TestEventsBadQuery(t *testing.T) {
 }
 
 func TestEventsStoreError(t *testing.T) {
-	for _, path := range []string{"/api/v1/events", "/api/v1/hosts"} {
+	for _, path := range []string{"/api/v1/events", "/api/v1/events.csv", "/api/v1/hosts", "/api/v1/hosts/10.0.0.7"} {
 		t.Run(path, func(t *testing.T) {
 			h := newHarness(t)
 			h.store.eventsErr = errors.New("sqlite: disk I/O error at /var/lib/relaygate/store.db")

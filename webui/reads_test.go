@@ -410,3 +410,23 @@ func TestHostCardOlderEvents(t *testing.T) {
 		t.Errorf("GET %s (-want +got):\n%s", d.EventsNext, diff)
 	}
 }
+
+// TestStreamCtx: a streamed read lives as long as it makes progress, and
+// ends once it made none for the store timeout.
+func TestStreamCtx(t *testing.T) {
+	const d = 100 * time.Millisecond
+	ctx, progress, cancel := streamCtx(t.Context(), d)
+	defer cancel()
+	for range 6 {
+		time.Sleep(d / 2)
+		progress()
+	}
+	if err := ctx.Err(); err != nil {
+		t.Fatalf("after %v with progress every %v: %v, want alive", 3*d, d/2, err)
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(10 * d):
+		t.Fatalf("no end %v after the last progress", 10*d)
+	}
+}
