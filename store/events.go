@@ -227,6 +227,8 @@ type Query struct {
 	Before Cursor
 }
 
+const eventColumns = `id, time, kind, client, server, server_port, relay, helo, mail_from, rcpt, code, detail, bytes, messages, size, reply, tls, encrypted`
+
 func escapeLike(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }

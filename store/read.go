@@ -62,8 +62,6 @@ func ParseCursor(s string) (Cursor, error) {
 	return Cursor{Time: time.Unix(0, n).UTC(), ID: i}, nil
 }
 
-const eventColumns = `id, time, kind, client, server, server_port, relay, helo, mail_from, rcpt, code, detail, bytes, messages, size, reply, tls, encrypted`
-
 // eventsWhere is the WHERE clause (empty or starting with " WHERE") of q
 // and its arguments.
 func eventsWhere(q Query) (string, []any) {
