@@ -137,16 +137,23 @@ func waitEvent(t *testing.T, a *lab.Appliance, kind event.Kind, client, mailFrom
 	}
 }
 
-// events returns all events of kind from client.
+// events returns all events of kind from client, following the API's
+// next links from page to page.
 func events(t *testing.T, a *lab.Appliance, kind event.Kind, client string) []event.Event {
 	t.Helper()
-	var resp struct {
-		Events []event.Event `json:"events"`
+	var out []event.Event
+	for next := fmt.Sprintf("/api/v1/events?kind=%s&client=%s&limit=10000", kind, client); next != ""; {
+		var resp struct {
+			Events []event.Event `json:"events"`
+			Next   string        `json:"next"`
+		}
+		if err := a.API(context.Background(), "GET", next, nil, &resp); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, resp.Events...)
+		next = resp.Next
 	}
-	if err := a.API(context.Background(), "GET", fmt.Sprintf("/api/v1/events?kind=%s&client=%s&limit=10000", kind, client), nil, &resp); err != nil {
-		t.Fatal(err)
-	}
-	return resp.Events
+	return out
 }
 
 // server formats an address for swaks.

@@ -23,7 +23,9 @@ const EvidenceWindow = 72 * time.Hour
 
 // EventSource is the store's event query (for the evidence of a listing).
 type EventSource interface {
-	Events(ctx context.Context, q store.Query) ([]event.Event, error)
+	// EachEvent calls fn with each event matching q, newest first, at
+	// most q.Limit, a small chunk of events in memory at a time.
+	EachEvent(ctx context.Context, q store.Query, fn func(event.Event) error) (more bool, err error)
 }
 
 // History keeps the blocklist checks (the store implements it).
@@ -362,23 +364,25 @@ func (w *Watcher) evidence(ctx context.Context, t time.Time) string {
 	if w.o.Events == nil {
 		return ""
 	}
+	// Counted as the store walks the events: they are not held.
 	counts := map[string]int{}
 	for _, k := range []event.Kind{event.Blocked, event.WouldBlock} {
-		evs, err := w.o.Events.Events(ctx, store.Query{Kind: k, Since: t.Add(-EvidenceWindow), Until: t.Add(time.Second), Limit: 10000})
+		_, err := w.o.Events.EachEvent(ctx, store.Query{Kind: k, Since: t.Add(-EvidenceWindow), Until: t.Add(time.Second), Limit: 10000},
+			func(e event.Event) error {
+				counts[e.Client.String()]++
+				return nil
+			})
 		if err != nil {
 			w.log.Warn("evidence query", "err", err)
-			continue
-		}
-		for _, e := range evs {
-			counts[e.Client.String()]++
 		}
 	}
 	relayed := map[string]int{}
-	evs, err := w.o.Events.Events(ctx, store.Query{Kind: event.Relayed, Since: t.Add(-EvidenceWindow), Until: t.Add(time.Second), Limit: 10000})
-	if err == nil {
-		for _, e := range evs {
+	if _, err := w.o.Events.EachEvent(ctx, store.Query{Kind: event.Relayed, Since: t.Add(-EvidenceWindow), Until: t.Add(time.Second), Limit: 10000},
+		func(e event.Event) error {
 			relayed[e.Relay] += max(e.Messages, 1)
-		}
+			return nil
+		}); err != nil {
+		w.log.Warn("evidence query", "err", err)
 	}
 	var parts []string
 	if len(counts) > 0 {

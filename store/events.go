@@ -236,70 +236,12 @@ type Query struct {
 	// BeforeID pages: only events that come after the event with this ID in
 	// newest-first order. Pass the ID of the last event of the previous page.
 	BeforeID int64
+	// Before pages like BeforeID, by the position itself (see Cursor), so
+	// that paging goes on when the anchor event was deleted meanwhile.
+	Before Cursor
 }
 
 const eventColumns = `id, time, kind, client, server, server_port, relay, helo, mail_from, rcpt, code, detail, bytes, messages, size, reply, tls, encrypted, rcpt_dropped`
-
-// Events returns the events matching q, newest first (by time, then by ID).
-func (s *Store) Events(ctx context.Context, q Query) ([]event.Event, error) {
-	var where []string
-	var args []any
-	if q.Kind != "" {
-		where = append(where, "kind = ?")
-		args = append(args, string(q.Kind))
-	}
-	if q.Client.IsValid() {
-		where = append(where, "client = ?")
-		args = append(args, addrString(q.Client))
-	}
-	if !q.Since.IsZero() {
-		where = append(where, "time >= ?")
-		args = append(args, nanos(q.Since))
-	}
-	if !q.Until.IsZero() {
-		where = append(where, "time < ?")
-		args = append(args, nanos(q.Until))
-	}
-	if q.Text != "" {
-		cols := []string{"helo", "mail_from", "rcpt", "detail", "reply"}
-		conds := make([]string, len(cols))
-		pat := "%" + escapeLike(q.Text) + "%"
-		for i, col := range cols {
-			conds[i] = col + ` LIKE ? ESCAPE '\'`
-			args = append(args, pat)
-		}
-		where = append(where, "("+strings.Join(conds, " OR ")+")")
-	}
-	if q.BeforeID > 0 {
-		// A pruned anchor yields nothing, which is right: pruning removes
-		// the oldest events, so nothing older than the anchor is left.
-		where = append(where, "(time, id) < (SELECT time, id FROM events WHERE id = ?)")
-		args = append(args, q.BeforeID)
-	}
-	query := "SELECT " + eventColumns + " FROM events"
-	if len(where) > 0 {
-		query += " WHERE " + strings.Join(where, " AND ")
-	}
-	query += fmt.Sprintf(" ORDER BY time DESC, id DESC LIMIT %d", clampLimit(q.Limit))
-
-	rows, err := s.db.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("query events: %w", err)
-	}
-	defer rows.Close()
-	out := []event.Event{}
-	for rows.Next() {
-		e, err := scanEvent(rows)
-		if err != nil {
-			return nil, fmt.Errorf("query events: %w", err)
-		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("query events: %w", err)
-	}
-	return out, nil
-}
 
 func escapeLike(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)

@@ -45,6 +45,9 @@ func TestEvents(t *testing.T) {
 			}, []event.Event{}},
 		{"ipv6 client", "?client=2001:db8::7", store.Query{Client: netip.MustParseAddr("2001:db8::7"), Limit: DefaultLimit}, []event.Event{}},
 		{"limit cuts", "?limit=2", store.Query{Limit: 2}, want[:2]},
+		{"huge limit is a full page", "?limit=10001", store.Query{Limit: MaxLimit}, want},
+		{"limit beyond int is a full page", "?limit=99999999999999999999", store.Query{Limit: MaxLimit}, want},
+		{"before", "?before=" + store.CursorOf(want[1]).String(), store.Query{Limit: DefaultLimit, Before: store.Cursor{Time: want[1].Time, ID: 2}}, want[2:]},
 		{"since equals until", "?since=2025-03-01T12:00:00Z&until=2025-03-01T12:00:00Z", store.Query{Since: t0, Until: t0, Limit: DefaultLimit}, []event.Event{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -85,18 +88,20 @@ func TestEventsBadQuery(t *testing.T) {
 		{"?client=10.0.0.7:25", `invalid client "10.0.0.7:25" (want an IP address, e.g. 192.0.2.7 or 2001:db8::7)`},
 		{"?client=fe80::1%25eth0", `invalid client "fe80::1%eth0" (want an IP address, e.g. 192.0.2.7 or 2001:db8::7)`},
 		{"?client=mail.example.com", `invalid client "mail.example.com" (want an IP address, e.g. 192.0.2.7 or 2001:db8::7)`},
-		{"?limit=ten", `invalid limit "ten" (want a number from 1 to 10000)`},
-		{"?limit=0", `invalid limit "0" (want a number from 1 to 10000)`},
-		{"?limit=-1", `invalid limit "-1" (want a number from 1 to 10000)`},
-		{"?limit=10001", `invalid limit "10001" (want a number from 1 to 10000)`},
-		{"?limit=99999999999999999999", `invalid limit "99999999999999999999" (want a number from 1 to 10000)`},
+		{"?limit=ten", `invalid limit "ten" (want a number of at least 1; above 10000 it is 10000)`},
+		{"?limit=0", `invalid limit "0" (want a number of at least 1; above 10000 it is 10000)`},
+		{"?limit=-1", `invalid limit "-1" (want a number of at least 1; above 10000 it is 10000)`},
+		{"?limit=1.5", `invalid limit "1.5" (want a number of at least 1; above 10000 it is 10000)`},
+		{"?before=42", `invalid before "42" (want the cursor of a next link, e.g. 1735732800000000000.42)`},
+		{"?before=x.42", `invalid before "x.42" (want the cursor of a next link, e.g. 1735732800000000000.42)`},
+		{"?before=1735732800000000000.0", `invalid before "1735732800000000000.0" (want the cursor of a next link, e.g. 1735732800000000000.42)`},
 		{"?since=yesterday", `invalid since "yesterday" (want an RFC 3339 time, e.g. 2025-01-02T15:04:05Z)`},
 		{"?since=2025-03-01", `invalid since "2025-03-01" (want an RFC 3339 time, e.g. 2025-01-02T15:04:05Z)`},
 		{"?until=2025-03-01T12:00:00", `invalid until "2025-03-01T12:00:00" (want an RFC 3339 time, e.g. 2025-01-02T15:04:05Z)`},
 		{"?since=2025-03-02T00:00:00Z&until=2025-03-01T00:00:00Z", "since is after until"},
 		{"?q=" + strings.Repeat("x", maxTextQuery+1), "invalid q (want UTF-8 text of at most 256 bytes)"},
 		{"?q=%ff", "invalid q (want UTF-8 text of at most 256 bytes)"},
-		{"?clinet=10.0.0.7", `unknown parameter "clinet" (want kind, client, since, until, q, limit)`},
+		{"?clinet=10.0.0.7", `unknown parameter "clinet" (want kind, client, since, until, q, limit, before)`},
 		{"?kind=blocked&kind=relayed", `parameter "kind" given 2 times`},
 		{"?kind=%zz", "malformed query string"},
 	} {
@@ -117,7 +122,7 @@ func TestEventsBadQuery(t *testing.T) {
 }
 
 func TestEventsStoreError(t *testing.T) {
-	for _, path := range []string{"/api/v1/events", "/api/v1/hosts"} {
+	for _, path := range []string{"/api/v1/events", "/api/v1/events.csv", "/api/v1/hosts", "/api/v1/hosts/10.0.0.7"} {
 		t.Run(path, func(t *testing.T) {
 			h := newHarness(t)
 			h.store.eventsErr = errors.New("sqlite: disk I/O error at /var/lib/relaygate/store.db")

@@ -38,6 +38,28 @@ func (s *spyStore) Events(ctx context.Context, q store.Query) ([]event.Event, er
 	return s.Store.Events(ctx, q)
 }
 
+func (s *spyStore) EachEvent(ctx context.Context, q store.Query, fn func(event.Event) error) (bool, error) {
+	s.mu.Lock()
+	s.queries = append(s.queries, q)
+	err := s.eventsErr
+	s.mu.Unlock()
+	if err != nil {
+		return false, err
+	}
+	return s.Store.EachEvent(ctx, q, fn)
+}
+
+func (s *spyStore) HostByAddr(ctx context.Context, addr netip.Addr) (store.Host, error) {
+	s.mu.Lock()
+	s.hostLimits = append(s.hostLimits, 1)
+	err := s.eventsErr
+	s.mu.Unlock()
+	if err != nil {
+		return store.Host{}, err
+	}
+	return s.Store.HostByAddr(ctx, addr)
+}
+
 func (s *spyStore) Hosts(ctx context.Context, limit int) ([]store.Host, error) {
 	s.mu.Lock()
 	s.hostLimits = append(s.hostLimits, limit)

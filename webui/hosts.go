@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -223,32 +224,47 @@ type hostDetail struct {
 	IsRelay  bool       `json:"is_relay"`
 	Evidence bool       `json:"evidence"`
 	// Seen is what passive inspection knows of the host, if wired.
-	Seen   *store.HostSeen `json:"seen,omitempty"`
-	Events []event.Event   `json:"events"`
+	Seen *store.HostSeen `json:"seen,omitempty"`
+	// Events are the newest hostEvents events; EventsNext, when older
+	// ones exist, is the events API's query for them (the page links the
+	// events page instead).
+	Events     []event.Event `json:"events"`
+	EventsNext string        `json:"events_next,omitempty"`
+	// OlderEvents is the events page of the older events, for the page.
+	OlderEvents string `json:"-"`
 }
 
-// hostLimit bounds the events on a host page.
-const hostLimit = 500
+// hostEvents bounds the events on a host's card: the rest are a link
+// away, so that the card of a host with many large events stays small.
+const hostEvents = 50
 
 func (s *server) hostDetail(ctx context.Context, addr netip.Addr) (*hostDetail, bool, error) {
-	hosts, err := s.events.Hosts(ctx, MaxLimit)
-	if err != nil {
-		return nil, false, fmt.Errorf("Hosts(%d): %w", MaxLimit, err)
-	}
 	d := &hostDetail{Host: store.Host{Addr: addr}}
 	found := false
-	for _, h := range hosts {
-		if h.Addr.Unmap().WithZone("") == addr {
-			d.Host, found = h, true
-			d.Host.Addr = addr
-			d.Host.FirstSeen, d.Host.LastSeen = h.FirstSeen.UTC(), h.LastSeen.UTC()
-		}
+	h, err := s.events.HostByAddr(ctx, addr)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return nil, false, fmt.Errorf("HostByAddr(%s): %w", addr, err)
+	default:
+		d.Host, found = h, true
+		d.Host.Addr = addr
+		d.Host.FirstSeen, d.Host.LastSeen = h.FirstSeen.UTC(), h.LastSeen.UTC()
 	}
-	evs, err := s.events.Events(ctx, store.Query{Client: addr, Limit: hostLimit})
+	d.Events = []event.Event{}
+	more, err := s.events.EachEvent(ctx, store.Query{Client: addr, Limit: hostEvents}, func(e event.Event) error {
+		e.Normalize()
+		d.Events = append(d.Events, e)
+		return nil
+	})
 	if err != nil {
-		return nil, false, fmt.Errorf("Events(client %s): %w", addr, err)
+		return nil, false, fmt.Errorf("EachEvent(client %s): %w", addr, err)
 	}
-	d.Events = normalizeEvents(evs, hostLimit)
+	if more {
+		q := url.Values{"client": {addr.String()}, "before": {store.CursorOf(d.Events[len(d.Events)-1]).String()}}
+		d.EventsNext = "/api/v1/events?" + q.Encode()
+		d.OlderEvents = "/events?" + q.Encode()
+	}
 	found = found || len(d.Events) > 0
 	d.Relay, d.IsRelay = relayName(relayPolicy(s.config.Current()), addr)
 	if s.inventory != nil {

@@ -18,7 +18,6 @@ import (
 	"github.com/relaygate/relaygate/config"
 	"github.com/relaygate/relaygate/event"
 	"github.com/relaygate/relaygate/policy"
-	"github.com/relaygate/relaygate/store"
 )
 
 // policyRoutes registers relays, mode and limits, and the configuration
@@ -186,32 +185,18 @@ func (s *server) modePreview(ctx context.Context, cfg *config.Config, days int) 
 	since := s.now().Add(-time.Duration(days) * 24 * time.Hour)
 	relays := relayPolicy(cfg)
 	byAddr := map[netip.Addr]*PreviewHost{}
-	for _, k := range []event.Kind{event.WouldBlock, event.Blocked, event.Refused} {
-		evs, err := s.events.Events(ctx, store.Query{Kind: k, Since: since, Limit: MaxLimit})
-		if err != nil {
-			return nil, fmt.Errorf("events %s: %w", k, err)
+	// Counted by the store: the events themselves are not loaded.
+	offenders, err := s.events.Offenders(ctx, []event.Kind{event.WouldBlock, event.Blocked, event.Refused}, since, MaxLimit)
+	if err != nil {
+		return nil, fmt.Errorf("offenders since %s: %w", since.Format(time.RFC3339), err)
+	}
+	for _, o := range offenders {
+		a := o.Addr.Unmap().WithZone("")
+		if !a.IsValid() || isRelay(relays, a) {
+			continue
 		}
-		for _, e := range evs {
-			e.Normalize()
-			if !e.Client.IsValid() || isRelay(relays, e.Client) {
-				continue
-			}
-			h := byAddr[e.Client]
-			if h == nil {
-				h = &PreviewHost{Addr: e.Client, Senders: []string{}, Servers: []string{}}
-				byAddr[e.Client] = h
-			}
-			h.Attempts++
-			if e.Time.After(h.LastSeen) {
-				h.LastSeen = e.Time
-			}
-			if e.MailFrom != "" && len(h.Senders) < 3 && !slices.Contains(h.Senders, e.MailFrom) {
-				h.Senders = append(h.Senders, e.MailFrom)
-			}
-			if sv := e.Server; sv.IsValid() && len(h.Servers) < 3 && !slices.Contains(h.Servers, sv.String()) {
-				h.Servers = append(h.Servers, sv.String())
-			}
-		}
+		// The store keeps addresses unmapped: one row per address.
+		byAddr[a] = &PreviewHost{Addr: a, Attempts: int(o.Attempts), LastSeen: o.LastSeen.UTC(), Senders: o.Senders, Servers: o.Servers}
 	}
 	// Hosts passive inspection saw speaking SMTP, even without an event.
 	if s.inventory != nil {

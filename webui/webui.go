@@ -27,6 +27,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/relaygate/relaygate/config"
@@ -38,11 +39,24 @@ import (
 // implements it.
 type Events interface {
 	// Events returns the events matching q, newest first, at most q.Limit
-	// (always set by the API, 1..MaxLimit).
+	// (always set by the API, 1..MaxLimit). It holds the page in memory:
+	// callers keep q.Limit small or use EachEvent.
 	Events(ctx context.Context, q store.Query) ([]event.Event, error)
+	// EachEvent calls fn with each event matching q, newest first, at most
+	// q.Limit, holding a small chunk of events at a time; more reports
+	// that events follow the last one passed to fn. An error of fn stops
+	// the walk and is returned.
+	EachEvent(ctx context.Context, q store.Query, fn func(event.Event) error) (more bool, err error)
 	// Hosts returns per-client aggregates, most recently seen first, at
 	// most limit.
 	Hosts(ctx context.Context, limit int) ([]store.Host, error)
+	// HostByAddr returns the aggregate of one client address; it wraps
+	// store.ErrNotFound when the address attempted nothing.
+	HostByAddr(ctx context.Context, addr netip.Addr) (store.Host, error)
+	// Offenders returns per client with events of kinds since then their
+	// count, last time and latest senders and servers, most attempts
+	// first, at most limit clients, aggregated by the store.
+	Offenders(ctx context.Context, kinds []event.Kind, since time.Time, limit int) ([]store.Offender, error)
 }
 
 // Tokens checks API bearer tokens.
