@@ -17,7 +17,7 @@ import (
 // order within a second is by ID), with Detail "0" (oldest) to n-1.
 func recordNumbered(t *testing.T, n int) *Store {
 	t.Helper()
-	s := openTest(t, "", Options{})
+	s := openTest(t, "", Options{EventsPerSourcePerMinute: -1})
 	for i := range n {
 		s.Record(event.Event{Time: at(i / 3), Kind: event.Blocked, Client: netip.MustParseAddr("10.0.0.5"), Detail: strconv.Itoa(i)})
 	}
@@ -120,7 +120,7 @@ func TestParseCursor(t *testing.T) {
 
 func TestOffenders(t *testing.T) {
 	clock := &fakeClock{t: base.Add(time.Hour)}
-	s := openTest(t, "", Options{Now: clock.Now})
+	s := openTest(t, "", Options{Now: clock.Now, EventsPerSourcePerMinute: -1})
 	pc, other, relay := netip.MustParseAddr("10.0.0.5"), netip.MustParseAddr("2001:db8::9"), netip.MustParseAddr("10.0.0.25")
 	mx := func(i byte) netip.Addr { return netip.AddrFrom4([4]byte{198, 51, 100, i}) }
 	for _, e := range []event.Event{

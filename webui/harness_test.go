@@ -156,7 +156,7 @@ func openStore(t *testing.T, now func() time.Time) *spyStore {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	st, err := store.Open(ctx, dir, store.Options{PruneInterval: -1, Retention: 365 * 24 * time.Hour, Now: now,
+	st, err := store.Open(ctx, dir, store.Options{PruneInterval: -1, Retention: 365 * 24 * time.Hour, Now: now, EventsPerSourcePerMinute: -1,
 		Rand: &lockedReader{r: rand.NewChaCha8(tokenSeed)}})
 	if err != nil {
 		t.Fatal(err)
