@@ -427,6 +427,11 @@ var migrations = []string{
 		+ length(CAST(rcpt AS BLOB)) + length(CAST(detail AS BLOB)) + length(CAST(reply AS BLOB))
 		+ length(CAST(relay AS BLOB)) + length(CAST(tls AS BLOB));
 	CREATE INDEX hosts_seen_last ON hosts_seen(last_seen);`,
+	// Token scopes and expiry (tokens.go): the tokens made before scopes
+	// existed keep the full rights they were created with, and never
+	// expire.
+	`ALTER TABLE tokens ADD COLUMN scope   TEXT    NOT NULL DEFAULT 'admin';
+	ALTER TABLE tokens ADD COLUMN expires INTEGER NOT NULL DEFAULT 0; -- unix nanoseconds, 0: never`,
 }
 
 func migrate(ctx context.Context, db *sql.DB) (err error) {

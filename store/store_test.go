@@ -729,9 +729,9 @@ func TestTwoStores(t *testing.T) {
 	wg.Wait()
 	flush(t, daemon)
 	for i, tok := range tokens {
-		name, ok, err := daemon.CheckToken(ctx, tok)
-		if want := fmt.Sprintf("cli-%d-%d", i/5, i%5); err != nil || !ok || name != want {
-			t.Errorf("CheckToken(token %d) = %q, %v, %v, want %q, true, nil", i, name, ok, err, want)
+		ti, ok, err := daemon.CheckToken(ctx, tok)
+		if want := fmt.Sprintf("cli-%d-%d", i/5, i%5); err != nil || !ok || ti.Name != want {
+			t.Errorf("CheckToken(token %d) = %q, %v, %v, want %q, true, nil", i, ti.Name, ok, err, want)
 		}
 	}
 	if daemon.Dropped() != 0 && countEvents(t, daemon) == 0 {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -68,9 +70,9 @@ func TestTokens(t *testing.T) {
 		{"", "", false},
 		{"Bearer " + tok1, "", false},
 	} {
-		name, ok, err := s.CheckToken(ctx, tt.token)
-		if err != nil || ok != tt.wantOK || name != tt.wantName {
-			t.Errorf("CheckToken(%q) = %q, %v, %v, want %q, %v, nil", tt.token, name, ok, err, tt.wantName, tt.wantOK)
+		ti, ok, err := s.CheckToken(ctx, tt.token)
+		if err != nil || ok != tt.wantOK || ti.Name != tt.wantName {
+			t.Errorf("CheckToken(%q) = %q, %v, %v, want %q, %v, nil", tt.token, ti.Name, ok, err, tt.wantName, tt.wantOK)
 		}
 	}
 
@@ -79,8 +81,8 @@ func TestTokens(t *testing.T) {
 		t.Fatalf("Tokens() = %v", err)
 	}
 	want := []TokenInfo{
-		{ID: 1, Name: "monitoring", Created: base, LastUsed: at(20)},
-		{ID: 2, Name: "ci", Created: at(10), LastUsed: at(20)},
+		{ID: 1, Name: "monitoring", Scope: ScopeAdmin, Created: base, LastUsed: at(20)},
+		{ID: 2, Name: "ci", Scope: ScopeAdmin, Created: at(10), LastUsed: at(20)},
 	}
 	if diff := cmp.Diff(want, list); diff != "" {
 		t.Errorf("Tokens() (-want +got):\n%s", diff)
@@ -107,8 +109,8 @@ func TestTokens(t *testing.T) {
 	if err := s.RevokeToken(ctx, 1); err != nil {
 		t.Fatalf("RevokeToken(1) = %v", err)
 	}
-	if name, ok, err := s.CheckToken(ctx, tok1); ok || err != nil {
-		t.Errorf("CheckToken(revoked) = %q, %v, %v, want not ok", name, ok, err)
+	if ti, ok, err := s.CheckToken(ctx, tok1); ok || err != nil || ti != (TokenInfo{}) {
+		t.Errorf("CheckToken(revoked) = %+v, %v, %v, want not ok", ti, ok, err)
 	}
 	if _, ok, _ := s.CheckToken(ctx, tok2); !ok {
 		t.Errorf("CheckToken(tok2) after revoking token 1 not ok")
@@ -141,4 +143,128 @@ func flipLast(tok string) string {
 		c = 'B'
 	}
 	return tok[:len(tok)-1] + string(c)
+}
+
+// TestTokenScopesAndExpiry: a token keeps the scope it was created with;
+// an expired token is refused but still described, and never counts as
+// used.
+func TestTokenScopesAndExpiry(t *testing.T) {
+	clock := &fakeClock{t: base}
+	s := openTest(t, "", Options{Now: clock.Now})
+	ctx := context.Background()
+	metrics, err := s.CreateScopedToken(ctx, NewToken{Name: "prometheus", Scope: ScopeMetrics, Lifetime: 90 * 24 * time.Hour})
+	if err != nil {
+		t.Fatalf("CreateScopedToken(metrics) = %v", err)
+	}
+	read, err := s.CreateScopedToken(ctx, NewToken{Name: "grafana", Scope: ScopeRead})
+	if err != nil {
+		t.Fatalf("CreateScopedToken(read) = %v", err)
+	}
+	admin, err := s.CreateScopedToken(ctx, NewToken{Name: "ansible"}) // scope "" is admin
+	if err != nil {
+		t.Fatalf("CreateScopedToken(admin) = %v", err)
+	}
+	exp := base.Add(90 * 24 * time.Hour)
+	want := []TokenInfo{
+		{ID: 1, Name: "prometheus", Scope: ScopeMetrics, Created: base, Expires: &exp},
+		{ID: 2, Name: "grafana", Scope: ScopeRead, Created: base},
+		{ID: 3, Name: "ansible", Scope: ScopeAdmin, Created: base},
+	}
+	if list, err := s.Tokens(ctx); err != nil || !cmp.Equal(want, list) {
+		t.Errorf("Tokens() = %v (-want +got):\n%s", err, cmp.Diff(want, list))
+	}
+	for i, tok := range []string{metrics, read, admin} {
+		ti, ok, err := s.CheckToken(ctx, tok)
+		if err != nil || !ok || ti.Scope != want[i].Scope || ti.Name != want[i].Name {
+			t.Errorf("CheckToken(%s) = %+v, %v, %v, want %s ok", want[i].Name, ti, ok, err, want[i].Scope)
+		}
+	}
+
+	// A second before expiry it works; at expiry it does not, and its
+	// last use stays the one before.
+	clock.Set(exp.Add(-time.Second))
+	if _, ok, _ := s.CheckToken(ctx, metrics); !ok {
+		t.Errorf("CheckToken one second before expiry not ok")
+	}
+	clock.Set(exp)
+	ti, ok, err := s.CheckToken(ctx, metrics)
+	if ok || err != nil || ti.Name != "prometheus" || !ti.Expired(exp) {
+		t.Errorf("CheckToken at expiry = %+v, %v, %v, want the expired token described, not ok", ti, ok, err)
+	}
+	list, err := s.Tokens(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := list[0].LastUsed; !got.Equal(exp.Add(-time.Second)) {
+		t.Errorf("last_used after an expired attempt = %v, want %v", got, exp.Add(-time.Second))
+	}
+
+	for _, nt := range []NewToken{
+		{Name: "x", Scope: "root"},
+		{Name: "x", Scope: "Admin"},
+		{Name: "x", Lifetime: -time.Hour},
+		{Name: "x", Lifetime: 3651 * 24 * time.Hour},
+	} {
+		if _, err := s.CreateScopedToken(ctx, nt); err == nil {
+			t.Errorf("CreateScopedToken(%+v) succeeded, want error", nt)
+		}
+	}
+}
+
+// TestTokenScopeMigration: tokens from before scopes existed become
+// admin tokens that never expire, and keep working.
+func TestTokenScopeMigration(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openTest(t, dir, Options{})
+	tok, err := s.CreateToken(ctx, "old-script")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What the version before left: no scope, no expiry.
+	if _, err := s.db.ExecContext(ctx, `ALTER TABLE tokens DROP COLUMN scope; ALTER TABLE tokens DROP COLUMN expires`); err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(migrations, func(m string) bool { return strings.Contains(m, "ADD COLUMN scope") })
+	if _, err := s.db.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", i)); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = openTest(t, dir, Options{})
+	ti, ok, err := s.CheckToken(ctx, tok)
+	if err != nil || !ok || ti.Scope != ScopeAdmin || ti.Expires != nil {
+		t.Errorf("CheckToken(old token) after migration = %+v, %v, %v, want admin, no expiry, ok", ti, ok, err)
+	}
+}
+
+func TestParseTokenLifetime(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{"", 0, true},
+		{"never", 0, true},
+		{"12h", 12 * time.Hour, true},
+		{"90d", 90 * 24 * time.Hour, true},
+		{" 2w ", 14 * 24 * time.Hour, true},
+		{"3650d", 3650 * 24 * time.Hour, true},
+		{"3651d", 0, false},
+		{"0d", 0, false},
+		{"-1d", 0, false},
+		{"+1d", 0, false},
+		{"1.5d", 0, false},
+		{"d", 0, false},
+		{"90", 0, false},
+		{"90m", 0, false}, // minutes or months: neither
+		{"1y", 0, false},
+		{"1d12h", 0, false},
+		{"9999999999h", 0, false},
+		{"90D", 0, false},
+	} {
+		got, err := ParseTokenLifetime(tc.in)
+		if got != tc.want || (err == nil) != tc.ok {
+			t.Errorf("ParseTokenLifetime(%q) = %v, %v, want %v, ok %v", tc.in, got, err, tc.want, tc.ok)
+		}
+	}
 }
