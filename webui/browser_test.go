@@ -271,7 +271,11 @@ func TestBrowser(t *testing.T) {
 	e.shot("11-system")
 
 	e.do("tokens", chromedp.Navigate(e.url+"/tokens"), chromedp.SendKeys(CSS(`input[name=name]`), "prometheus"),
+		chromedp.SendKeys(CSS(`input[name=expires]`), "90d"), chromedp.SendKeys(CSS(`form.row input[name=password]`), adminPass),
 		chromedp.Click(CSS(`form.row button[type=submit]`)), chromedp.WaitVisible(CSS(`#new-token`)))
+	if got := e.text(`td.token-scope`); !strings.Contains(got, "admin") {
+		t.Errorf("tokens page scopes %q, want the harness's admin token listed", got)
+	}
 	e.shot("12-tokens")
 	e.do("audit", chromedp.Navigate(e.url+"/audit"), chromedp.WaitVisible(CSS(`table.data`)))
 	audit := e.text(`table.data`)

@@ -47,8 +47,8 @@ type AuditLog interface {
 // TokenManager creates, lists and revokes API bearer tokens.
 // *store.Store implements it.
 type TokenManager interface {
-	// CreateToken returns a new token named name; it is shown once.
-	CreateToken(ctx context.Context, name string) (string, error)
+	// CreateScopedToken returns a new token; it is shown once.
+	CreateScopedToken(ctx context.Context, nt store.NewToken) (string, error)
 	Tokens(ctx context.Context) ([]store.TokenInfo, error)
 	// RevokeToken deletes a token; it wraps store.ErrNotFound for an
 	// unknown id.

@@ -71,13 +71,13 @@ func (s *spyStore) Hosts(ctx context.Context, limit int) ([]store.Host, error) {
 	return s.Store.Hosts(ctx, limit)
 }
 
-func (s *spyStore) CheckToken(ctx context.Context, token string) (string, bool, error) {
+func (s *spyStore) CheckToken(ctx context.Context, token string) (store.TokenInfo, bool, error) {
 	s.mu.Lock()
 	s.tokenChecks++
 	err := s.tokensErr
 	s.mu.Unlock()
 	if err != nil {
-		return "", false, err
+		return store.TokenInfo{}, false, err
 	}
 	return s.Store.CheckToken(ctx, token)
 }
@@ -194,4 +194,10 @@ func (f *fakeSystem) Reboot(ctx context.Context) error {
 	defer f.mu.Unlock()
 	f.reboots++
 	return nil
+}
+
+func (f *fakeSystem) rebooted() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.reboots > 0
 }

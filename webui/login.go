@@ -12,10 +12,12 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/gin-gonic/gin"
 
@@ -155,9 +157,29 @@ func (s *server) getLogin(c *gin.Context) {
 	s.render(c, http.StatusOK, "login.html", p)
 }
 
-// safeNext keeps only local paths as a post-login target (no open redirect).
+// safeNext keeps only a local path (with its query) as the post-login
+// target, and "/" for anything else, so that the login form is no open
+// redirect. Browsers drop tabs and newlines from URLs and read a
+// backslash as a slash (WHATWG URL standard), so "/\t/evil.example" and
+// "/\\evil" reach another host: control characters and backslashes are
+// refused outright, also percent-encoded (a target is decoded once more
+// when the redirect is followed by some clients), and what remains must
+// parse as a path without scheme or host.
 func safeNext(n string) string {
-	if !strings.HasPrefix(n, "/") || strings.HasPrefix(n, "//") || strings.HasPrefix(n, "/\\") || strings.ContainsAny(n, "\r\n") {
+	if n == "" || len(n) > 2048 || n[0] != '/' || strings.HasPrefix(n, "//") {
+		return "/"
+	}
+	dec, err := url.PathUnescape(n)
+	if err != nil {
+		return "/"
+	}
+	for _, v := range []string{n, dec} {
+		if strings.ContainsRune(v, '\\') || strings.HasPrefix(v, "//") || strings.IndexFunc(v, unicode.IsControl) >= 0 {
+			return "/"
+		}
+	}
+	u, err := url.Parse(n)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" || !strings.HasPrefix(u.Path, "/") {
 		return "/"
 	}
 	return n

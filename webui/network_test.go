@@ -114,7 +114,7 @@ func TestNetworkAPI(t *testing.T) {
 	if !strings.Contains(string(b), "mode=static\naddress=192.0.2.10/24\ngateway=192.0.2.1\ndns=192.0.2.53\n") {
 		t.Errorf("management.conf:\n%s", b)
 	}
-	if e := h.auditLast(t); e.Action != "system.network" || !strings.Contains(e.Detail, "static 192.0.2.10/24 gateway 192.0.2.1 dns 192.0.2.53") || e.Actor != actorName {
+	if e := h.auditLast(t); e.Action != "system.network" || !strings.Contains(e.Detail, "static 192.0.2.10/24 gateway 192.0.2.1 dns 192.0.2.53") || e.Actor != tokenActor(actorName) {
 		t.Errorf("audit %+v", e)
 	}
 	if w := h.do(t, "PUT", "/api/v1/system/network", "", `{"mode": "dhcp"}`); w.Code != http.StatusUnauthorized {

@@ -50,7 +50,7 @@ func TestPutConfig(t *testing.T) {
 			if w.Code != http.StatusOK {
 				t.Fatalf("PUT /api/v1/config = %d %s, want 200", w.Code, w.Body)
 			}
-			wantCalls := []applyCall{{Config: tc.want, Actor: actorName, Remote: remoteIP}}
+			wantCalls := []applyCall{{Config: tc.want, Actor: tokenActor(actorName), Remote: remoteIP}}
 			if diff := cmpDiff(wantCalls, h.config.calls()); diff != "" {
 				t.Errorf("Apply calls (-want +got):\n%s", diff)
 			}
@@ -220,7 +220,7 @@ func TestBackupRestoreAPI(t *testing.T) {
 	if w.Code != 200 || h.config.Current().Mode != config.Monitor {
 		t.Errorf("restore = %d %s, mode %s", w.Code, w.Body, h.config.Current().Mode)
 	}
-	if e := h.auditLast(t); e.Action != "config.restore" || e.Actor != actorName || e.Remote != remoteIP {
+	if e := h.auditLast(t); e.Action != "config.restore" || e.Actor != tokenActor(actorName) || e.Remote != remoteIP {
 		t.Errorf("audit %+v", e)
 	}
 }

@@ -183,6 +183,7 @@ func uploadBundle(b *browser, sum, content string) *httptest.ResponseRecorder {
 	mw := multipart.NewWriter(&buf)
 	mw.WriteField(csrfField, b.csrf)
 	mw.WriteField("sha256", sum)
+	mw.WriteField("password", adminPass)
 	fw, _ := mw.CreateFormFile("bundle", "relaygate-2-amd64.update.tar.gz")
 	io.WriteString(fw, content)
 	mw.Close()
@@ -270,7 +271,7 @@ func TestFirmwareUploadStreams(t *testing.T) {
 	sum := strings.Repeat("cd", 32)
 	const chunk = 256 << 10
 
-	// The browser's order: token, checksum, file. The second half of the
+	// The browser's order: token, checksum, password, file. The second half of the
 	// file is sent only once the updater has read the first bytes.
 	pr, pw := io.Pipe()
 	mw := multipart.NewWriter(pw)
@@ -278,6 +279,7 @@ func TestFirmwareUploadStreams(t *testing.T) {
 	go func() {
 		mw.WriteField(csrfField, b.csrf)
 		mw.WriteField("sha256", sum)
+		mw.WriteField("password", adminPass)
 		fw, _ := mw.CreateFormFile("bundle", "relaygate-2-amd64.update.tar.gz")
 		fw.Write(bytes.Repeat([]byte("a"), chunk))
 		select {
@@ -306,9 +308,10 @@ func TestFirmwareUploadStreams(t *testing.T) {
 		code   int
 		want   string
 	}{
-		{"file before checksum", []string{csrfField, "bundle", "sha256"}, http.StatusBadRequest, "sent before the file"},
-		{"file before token", []string{"sha256", "bundle", csrfField}, http.StatusForbidden, "CSRF"},
-		{"no file", []string{csrfField, "sha256"}, http.StatusBadRequest, "no file uploaded"},
+		{"file before checksum", []string{csrfField, "password", "bundle", "sha256"}, http.StatusBadRequest, "sent before the file"},
+		{"file before token", []string{"sha256", "password", "bundle", csrfField}, http.StatusForbidden, "CSRF"},
+		{"file before password", []string{csrfField, "sha256", "bundle", "password"}, http.StatusForbidden, "password again"},
+		{"no file", []string{csrfField, "sha256", "password"}, http.StatusBadRequest, "no file uploaded"},
 	} {
 		var buf bytes.Buffer
 		mw := multipart.NewWriter(&buf)
@@ -318,6 +321,8 @@ func TestFirmwareUploadStreams(t *testing.T) {
 				mw.WriteField(f, b.csrf)
 			case "sha256":
 				mw.WriteField(f, sum)
+			case "password":
+				mw.WriteField(f, adminPass)
 			case "bundle":
 				fw, _ := mw.CreateFormFile("bundle", "b.tar.gz")
 				io.WriteString(fw, "bundle")

@@ -170,10 +170,11 @@ func sameOrigin(r *http.Request) bool {
 }
 
 // requireAuth admits requests that carry a valid bearer token or session
-// cookie and records the actor's name in the context. A request with an
-// Authorization header is judged by it alone. Cookie-authenticated
-// state changes need the CSRF token; bearer tokens are not ambient
-// credentials, so they do not.
+// cookie and records the actor's name in the context ("token:<name>" for
+// a token). A request with an Authorization header is judged by it alone.
+// Cookie-authenticated state changes need the CSRF token; bearer tokens
+// are not ambient credentials, so they do not. A token's request outside
+// its scope gets 403 naming the scope needed, before any handler runs.
 func (s *server) requireAuth(c *gin.Context) {
 	if len(c.Request.Header.Values("Authorization")) == 0 {
 		se, err := s.sessionFromCookie(c)
@@ -192,7 +193,7 @@ func (s *server) requireAuth(c *gin.Context) {
 			return
 		}
 	}
-	actor, ok, msg, err := s.bearerActor(c)
+	tok, ok, msg, err := s.bearerToken(c)
 	if err != nil {
 		s.internalError(c, "check token", err)
 		return
@@ -202,7 +203,12 @@ func (s *server) requireAuth(c *gin.Context) {
 		abortError(c, http.StatusUnauthorized, msg)
 		return
 	}
-	c.Set(actorKey, actor)
+	c.Set(actorKey, tokenActor(tok.Name))
+	c.Set(tokenKey, tok)
+	if need := scopeNeeded(c.Request.Method, c.FullPath()); !scopeAllows(tok.Scope, need) {
+		abortScope(c, tok, need)
+		return
+	}
 	c.Next()
 }
 
@@ -216,6 +222,12 @@ func (s *server) requireLogin(c *gin.Context) {
 		return
 	}
 	if se == nil {
+		if len(c.Request.Header.Values("Authorization")) > 0 {
+			// No token's scope covers the pages: they are for people,
+			// with a session and its CSRF token.
+			abortError(c, http.StatusForbidden, "the web pages need a browser session; bearer tokens are accepted under /api/v1 and on /metrics")
+			return
+		}
 		if stateChanging(c.Request.Method) {
 			s.renderMessage(c, http.StatusUnauthorized, "err_session_expired")
 			return
@@ -310,36 +322,40 @@ const actorKey = "relaygate.actor"
 // a token exists.
 const bearerRealm = `Bearer realm="relaygate"`
 
-// bearerActor checks the Authorization header (RFC 6750 section 2.1). On
-// rejection msg says why without telling whether a token exists.
-func (s *server) bearerActor(c *gin.Context) (actor string, ok bool, msg string, err error) {
+// bearerToken checks the Authorization header (RFC 6750 section 2.1). On
+// rejection msg says why without telling whether a token exists, except
+// that an expired token is told so: only its holder can present it.
+func (s *server) bearerToken(c *gin.Context) (tok store.TokenInfo, ok bool, msg string, err error) {
 	vals := c.Request.Header.Values("Authorization")
 	if len(vals) == 0 {
-		return "", false, "missing bearer token (want header \"Authorization: Bearer <token>\")", nil
+		return tok, false, "missing bearer token (want header \"Authorization: Bearer <token>\")", nil
 	}
 	const malformed = "malformed Authorization header (want \"Bearer <token>\")"
 	if len(vals) > 1 {
-		return "", false, malformed, nil
+		return tok, false, malformed, nil
 	}
 	scheme, token, found := strings.Cut(vals[0], " ")
 	// The scheme is case-insensitive (RFC 9110 section 11.1).
 	if !found || !strings.EqualFold(scheme, "Bearer") {
-		return "", false, malformed, nil
+		return tok, false, malformed, nil
 	}
 	token = strings.TrimLeft(token, " ")
 	if !validToken(token) {
-		return "", false, malformed, nil
+		return tok, false, malformed, nil
 	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), s.storeTimeout)
 	defer cancel()
-	name, ok, err := s.tokens.CheckToken(ctx, token)
+	tok, ok, err = s.tokens.CheckToken(ctx, token)
 	if err != nil {
-		return "", false, "", fmt.Errorf("CheckToken: %w", err)
+		return store.TokenInfo{}, false, "", fmt.Errorf("CheckToken: %w", err)
 	}
 	if !ok {
-		return "", false, "invalid token", nil
+		if tok.Expires != nil {
+			return store.TokenInfo{}, false, fmt.Sprintf("token expired at %s", tok.Expires.UTC().Format(time.RFC3339)), nil
+		}
+		return store.TokenInfo{}, false, "invalid token", nil
 	}
-	return name, true, "", nil
+	return tok, true, "", nil
 }
 
 // validToken reports whether t is a b64token (RFC 6750 section 2.1) of

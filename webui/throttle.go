@@ -214,6 +214,20 @@ type passwordAttempt struct {
 // (docs/webui.md). Guessing from many sources is bounded by the hashing
 // slots instead (maxConcurrentHashes).
 func (s *server) beginAttempt(c *gin.Context, username string, chargeSource bool, p *pageData) (*passwordAttempt, bool) {
+	a, wait := s.chargeAttempt(c, username, chargeSource)
+	if wait <= 0 {
+		return a, true
+	}
+	setRetryAfter(c, wait)
+	p.Error = fmt.Sprintf(p.M["err_throttled"], int((wait+time.Minute-1)/time.Minute))
+	s.render(c, http.StatusTooManyRequests, p.page, p)
+	return nil, false
+}
+
+// chargeAttempt is beginAttempt without the answer: it returns the
+// attempt to settle, or how long the source or pair is locked out (nil
+// attempt then).
+func (s *server) chargeAttempt(c *gin.Context, username string, chargeSource bool) (*passwordAttempt, time.Duration) {
 	a := &passwordAttempt{s: s, source: sourceKey(c)}
 	if validUsername(username) {
 		a.pair = pairKey(username, a.source)
@@ -227,13 +241,10 @@ func (s *server) beginAttempt(c *gin.Context, username string, chargeSource bool
 			s.pairThrottle.refund(a.pair, a.pairC) // a concurrent attempt locked the source
 		}
 	}
-	if wait <= 0 {
-		return a, true
+	if wait > 0 {
+		return nil, wait
 	}
-	setRetryAfter(c, wait)
-	p.Error = fmt.Sprintf(p.M["err_throttled"], int((wait+time.Minute-1)/time.Minute))
-	s.render(c, http.StatusTooManyRequests, p.page, p)
-	return nil, false
+	return a, 0
 }
 
 // ok settles a successful attempt: the pair's failures are forgotten,

@@ -22,7 +22,8 @@ func (s *server) tokensRoutes(ui, api *gin.RouterGroup) {
 	api.DELETE("/tokens/:id", s.apiTokenRevoke)
 }
 
-// getTokens answers GET /api/v1/tokens (names and dates, never tokens).
+// getTokens answers GET /api/v1/tokens: names, scopes, dates and expiry,
+// never tokens.
 func (s *server) getTokens(c *gin.Context) {
 	ctx, cancel := s.ctx(c)
 	defer cancel()
@@ -37,29 +38,91 @@ func (s *server) getTokens(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"tokens": toks})
 }
 
-// apiTokenCreate answers POST /api/v1/tokens {"name": "..."} with
-// {"name", "token"}; the token is shown this once.
-func (s *server) apiTokenCreate(c *gin.Context) {
-	var req struct {
-		Name string `json:"name"`
+// tokenRequest is a token to create, as the API and the page take it.
+type tokenRequest struct {
+	Name    string `json:"name"`
+	Scope   string `json:"scope"`   // metrics, read or admin; "" means admin
+	Expires string `json:"expires"` // e.g. "90d", "12h"; "" or "never": no expiry
+	// Password is the administrator's, again (re-authentication); the
+	// X-Relaygate-Password header may carry it instead.
+	Password string `json:"password"`
+}
+
+// validate checks r and returns what it will create, or the
+// catalog key of the problem per field ("name", "scope", "expires").
+func (r *tokenRequest) validate() (store.NewToken, map[string]string) {
+	errs := map[string]string{}
+	nt := store.NewToken{Name: strings.TrimSpace(r.Name), Scope: store.ScopeAdmin}
+	if !validTokenName(nt.Name) {
+		errs["name"] = "err_token_name"
 	}
-	if !decodeJSONBody(c, &req, 4096, `{"name": "..."}`) {
+	if r.Scope != "" {
+		sc, err := store.ParseScope(r.Scope)
+		if err != nil {
+			errs["scope"] = "err_token_scope"
+		}
+		nt.Scope = sc
+	}
+	d, err := store.ParseTokenLifetime(r.Expires)
+	if err != nil {
+		errs["expires"] = "err_token_expires"
+	}
+	nt.Lifetime = d
+	return nt, errs
+}
+
+// tokenFieldProblems are the API's messages for tokenRequest's fields.
+var tokenFieldProblems = map[string]string{
+	"name":    "invalid name (want 1 to 100 characters on one line)",
+	"scope":   "invalid scope (want metrics, read or admin)",
+	"expires": "invalid expires (want a whole number of hours, days or weeks, e.g. 12h, 90d, 2w, or never)",
+}
+
+// apiTokenCreate answers POST /api/v1/tokens {"name", "scope", "expires",
+// "password"} with {"name", "scope", "expires", "token"}; the token is
+// shown this once. It needs the administrator's password again: a token
+// never creates tokens (docs/threat-model.md).
+func (s *server) apiTokenCreate(c *gin.Context) {
+	var req tokenRequest
+	if !decodeJSONBody(c, &req, 4096, `{"name": "...", "scope": "metrics|read|admin", "expires": "90d", "password": "..."}`) {
 		return
 	}
-	req.Name = strings.TrimSpace(req.Name)
-	if !validTokenName(req.Name) {
-		abortError(c, http.StatusBadRequest, "invalid name (want 1 to 100 characters on one line)")
+	nt, errs := req.validate()
+	for _, f := range []string{"name", "scope", "expires"} {
+		if _, bad := errs[f]; bad {
+			abortError(c, http.StatusBadRequest, tokenFieldProblems[f])
+			return
+		}
+	}
+	if req.Password == "" {
+		req.Password = c.GetHeader(reauthHeader)
+	}
+	if f := s.reauth(c, "token.create", req.Password); f != nil {
+		s.abortReauth(c, f)
 		return
 	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	tok, err := s.tokenAdmin.CreateToken(ctx, req.Name)
+	tok, err := s.tokenAdmin.CreateScopedToken(ctx, nt)
 	if err != nil {
 		s.internalError(c, "create token", err)
 		return
 	}
-	s.audit(c, "", "token.create", req.Name)
-	c.JSON(http.StatusCreated, gin.H{"name": req.Name, "token": tok})
+	s.audit(c, "", "token.create", tokenDetail(nt))
+	out := gin.H{"name": nt.Name, "scope": nt.Scope, "expires": nil, "token": tok}
+	if nt.Lifetime > 0 {
+		out["expires"] = s.now().Add(nt.Lifetime).UTC()
+	}
+	c.JSON(http.StatusCreated, out)
+}
+
+// tokenDetail is the audit log's detail of a created token.
+func tokenDetail(nt store.NewToken) string {
+	d := fmt.Sprintf("%s (scope %s", nt.Name, nt.Scope)
+	if nt.Lifetime > 0 {
+		d += fmt.Sprintf(", expires in %s", nt.Lifetime)
+	}
+	return d + ")"
 }
 
 // apiTokenRevoke answers DELETE /api/v1/tokens/{id}.
@@ -91,7 +154,8 @@ func (s *server) tokensPage(c *gin.Context, status int, p *pageData, extra gin.H
 		s.pageError(c, http.StatusInternalServerError, "list tokens", err)
 		return
 	}
-	data := gin.H{"Tokens": toks, "Name": "", "NameError": "", "NewToken": ""}
+	data := gin.H{"Tokens": toks, "Now": s.now(), "Scopes": store.Scopes, "Name": "", "Scope": string(store.ScopeMetrics),
+		"Expires": "", "Errors": map[string]string{}, "NewToken": ""}
 	for k, v := range extra {
 		data[k] = v
 	}
@@ -108,24 +172,42 @@ func validTokenName(n string) bool {
 	return n != "" && len([]rune(n)) <= 100 && !strings.ContainsAny(n, "\r\n\t")
 }
 
-// postTokenCreate creates a token and shows it once.
+// postTokenCreate creates a token and shows it once. The form asks for
+// the administrator's password again.
 func (s *server) postTokenCreate(c *gin.Context) {
 	p := s.newPage(c, "tokens.html", "tokens")
-	name := strings.TrimSpace(c.PostForm("name"))
-	if !validTokenName(name) {
+	req := tokenRequest{Name: c.PostForm("name"), Scope: c.PostForm("scope"), Expires: c.PostForm("expires"),
+		Password: c.PostForm("password")}
+	nt, keys := req.validate()
+	errs := map[string]string{}
+	for f, k := range keys {
+		errs[f] = p.M[k]
+	}
+	form := gin.H{"Name": strings.TrimSpace(req.Name), "Scope": req.Scope, "Expires": req.Expires, "Errors": errs}
+	if len(errs) > 0 {
 		p.Error = p.M["err_form"]
-		s.tokensPage(c, http.StatusBadRequest, p, gin.H{"NameError": p.M["err_token_name"], "Name": name})
+		s.tokensPage(c, http.StatusBadRequest, p, form)
+		return
+	}
+	if f := s.reauth(c, "token.create", req.Password); f != nil {
+		if f.status == http.StatusInternalServerError {
+			s.renderMessage(c, f.status, f.key)
+			return
+		}
+		errs["password"] = f.message(p.M)
+		p.Error = errs["password"]
+		s.tokensPage(c, f.status, p, form)
 		return
 	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	tok, err := s.tokenAdmin.CreateToken(ctx, name)
+	tok, err := s.tokenAdmin.CreateScopedToken(ctx, nt)
 	if err != nil {
 		s.pageError(c, http.StatusInternalServerError, "create token", err)
 		return
 	}
-	s.audit(c, "", "token.create", name)
-	s.tokensPage(c, http.StatusOK, p, gin.H{"NewToken": tok, "NewName": name})
+	s.audit(c, "", "token.create", tokenDetail(nt))
+	s.tokensPage(c, http.StatusOK, p, gin.H{"NewToken": tok, "NewName": nt.Name})
 }
 
 // postTokenRevoke revokes a token by id.

@@ -21,13 +21,23 @@ func (s *server) updateRoutes(ui, api *gin.RouterGroup) {
 	api.POST("/system/update", s.apiUpdate)
 }
 
-// apiUpdate hands the firmware update API to the appliance's updater.
+// apiUpdate hands the firmware update API to the appliance's updater. An
+// install with a session needs the administrator's password again, in
+// the X-Relaygate-Password header (the body is the bundle); one with a
+// token needs an admin token (requireAuth), which has no password to give
+// (docs/threat-model.md).
 func (s *server) apiUpdate(c *gin.Context) {
 	if s.update == nil {
 		abortError(c, http.StatusNotImplemented, "firmware update is not available on this installation (it comes with the appliance image)")
 		return
 	}
 	if c.Request.Method == http.MethodPost {
+		if _, byToken := requestToken(c); !byToken {
+			if f := s.reauth(c, "system.update", c.GetHeader(reauthHeader)); f != nil {
+				s.abortReauth(c, f)
+				return
+			}
+		}
 		s.allowLongUpload(c)
 		s.audit(c, "", "system.update", "firmware bundle uploaded")
 	}
@@ -50,8 +60,9 @@ func (r *statusRecorder) Write(b []byte) (int, error) { return r.body.Write(b) }
 // postUpdate takes a bundle from the System page's form and streams it to
 // the updater as POST /api/v1/system/update?sha256= would, without holding
 // it in memory or in a temporary file. The form's fields arrive in their
-// order on the page: the CSRF token, the checksum, then the file; the
-// token is checked (streamedForm) and the checksum validated before the
+// order on the page: the CSRF token, the checksum, the administrator's
+// password, then the file; the token is checked (streamedForm), the
+// password (re-authentication) and the checksum validated before the
 // first byte of the file is read.
 func (s *server) postUpdate(c *gin.Context) {
 	show := func(status int, msg string) { s.systemPage(c, status, gin.H{"UpdateError": msg}) }
@@ -71,7 +82,7 @@ func (s *server) postUpdate(c *gin.Context) {
 		show(http.StatusBadRequest, fmt.Sprintf("not a file upload form: %v", err))
 		return
 	}
-	var sum string
+	var sum, password string
 	for {
 		part, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
@@ -90,9 +101,15 @@ func (s *server) postUpdate(c *gin.Context) {
 		case "sha256":
 			sum, err = smallField(part)
 			sum = strings.ToLower(strings.TrimSpace(sum))
+		case "password":
+			password, err = smallField(part)
 		case "bundle":
 			if !csrfTokenOK(c.Request, se, tok) {
 				s.renderMessage(c, http.StatusForbidden, "err_csrf")
+				return
+			}
+			if f := s.reauth(c, "system.update", password); f != nil {
+				show(f.status, f.message(s.catalog[pickLang(c)]))
 				return
 			}
 			if len(sum) != 64 || strings.Trim(sum, "0123456789abcdef") != "" {

@@ -61,10 +61,12 @@ type Events interface {
 
 // Tokens checks API bearer tokens.
 type Tokens interface {
-	// CheckToken reports whether token is valid and, if so, the name it
-	// was created with (the actor in the audit log). err is for store
-	// failures only; an unknown token is ok == false with a nil error.
-	CheckToken(ctx context.Context, token string) (name string, ok bool, err error)
+	// CheckToken reports whether token is valid (known, unrevoked,
+	// unexpired) and describes it: its name ("token:<name>" is the actor
+	// in the audit log) and scope. err is for store failures only; an
+	// unknown token is ok == false with a nil error, an expired one
+	// ok == false with tok describing it.
+	CheckToken(ctx context.Context, token string) (tok store.TokenInfo, ok bool, err error)
 }
 
 // ConfigManager owns the running configuration.

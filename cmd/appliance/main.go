@@ -3,7 +3,7 @@
 //
 //	appliance run --config FILE            the daemon
 //	appliance check-config --config FILE   validate a configuration file
-//	appliance token create --data-dir DIR  print a new API bearer token
+//	appliance token create --data-dir DIR  print a new API bearer token (--scope, --expires)
 //	appliance teardown --config FILE       remove relaygate's rules and routes
 //	appliance info --config FILE           KEY='VALUE' lines for the image's scripts
 //	appliance health --config FILE         exit 0 when the daemon serves
@@ -32,7 +32,7 @@ var version = "dev"
 const usage = `usage:
   appliance run --config FILE [--log-format text|json] [--cpuprofile FILE]
   appliance check-config --config FILE
-  appliance token create --data-dir DIR [--name NAME]
+  appliance token create --data-dir DIR [--scope metrics|read|admin] [--expires 90d] [--name NAME]
   appliance teardown --config FILE
   appliance info --config FILE
   appliance health --config FILE [--timeout DURATION]
@@ -100,10 +100,12 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fs.SetOutput(stderr)
 		dataDir := fs.String("data-dir", "/var/lib/relaygate", "data directory of the appliance")
 		name := fs.String("name", "cli", "a label for the token")
+		scope := fs.String("scope", "admin", "what the token may do: metrics (GET /metrics), read (GET only) or admin")
+		expires := fs.String("expires", "never", "lifetime: hours, days or weeks, e.g. 12h, 90d, 2w; never")
 		if err := fs.Parse(args[2:]); err != nil {
 			return errUsage
 		}
-		return createToken(ctx, *dataDir, *name, stdout)
+		return createToken(ctx, *dataDir, *name, *scope, *expires, stdout)
 	case "teardown":
 		fs := flag.NewFlagSet("teardown", flag.ContinueOnError)
 		fs.SetOutput(stderr)

@@ -4,10 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/relaygate/relaygate/store"
 )
 
 func TestDispatch(t *testing.T) {
@@ -74,6 +79,60 @@ func TestTokenCreate(t *testing.T) {
 	}
 	if bytes.Contains(db, []byte(ta)) {
 		t.Errorf("the token is stored in clear in the database")
+	}
+}
+
+// TestTokenCreateScopes: --scope and --expires are stored with the token;
+// without them the token is admin and never expires, as before; bad
+// values are refused with the flag named, and nothing is created.
+func TestTokenCreateScopes(t *testing.T) {
+	dir := t.TempDir()
+	ctx := t.Context()
+	for _, args := range [][]string{
+		{"--name", "old-script"},
+		{"--name", "prometheus", "--scope", "metrics", "--expires", "90d"},
+		{"--name", "grafana", "--scope=read", "--expires=12h"},
+	} {
+		if err := dispatch(ctx, append([]string{"token", "create", "--data-dir", dir}, args...), &strings.Builder{}, os.Stderr); err != nil {
+			t.Fatalf("token create %q: %v", args, err)
+		}
+	}
+	for _, tc := range []struct {
+		args    []string
+		wantErr string
+	}{
+		{[]string{"--scope", "root"}, `--scope: unknown token scope "root"`},
+		{[]string{"--scope", "Admin"}, `--scope: unknown token scope "Admin"`},
+		{[]string{"--expires", "90"}, `--expires: token lifetime "90"`},
+		{[]string{"--expires", "3m"}, `--expires: token lifetime "3m"`},
+		{[]string{"--expires", "0d"}, `--expires: token lifetime "0d"`},
+	} {
+		var out strings.Builder
+		err := dispatch(ctx, append([]string{"token", "create", "--data-dir", dir, "--name", "bad"}, tc.args...), &out, os.Stderr)
+		if err == nil || !strings.HasPrefix(err.Error(), tc.wantErr) || out.Len() != 0 {
+			t.Errorf("token create %q = %v, printed %q; want an error starting %q and no token", tc.args, err, out.String(), tc.wantErr)
+		}
+	}
+	st, err := store.Open(ctx, dir, store.Options{PruneInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	toks, err := st.Tokens(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, ti := range toks {
+		life := "never"
+		if ti.Expires != nil {
+			life = ti.Expires.Sub(ti.Created).String()
+		}
+		got = append(got, fmt.Sprintf("%s %s %s", ti.Name, ti.Scope, life))
+	}
+	want := []string{"old-script admin never", "prometheus metrics 2160h0m0s", "grafana read 12h0m0s"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("stored tokens (-want +got):\n%s", diff)
 	}
 }
 

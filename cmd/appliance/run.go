@@ -20,13 +20,23 @@ func checkConfig(path string, stdout io.Writer) error {
 	return nil
 }
 
-func createToken(ctx context.Context, dataDir, name string, stdout io.Writer) error {
+// createToken prints a new API token. The flags are checked before the
+// store is opened, so that a typo creates nothing.
+func createToken(ctx context.Context, dataDir, name, scope, expires string, stdout io.Writer) error {
+	sc, err := store.ParseScope(scope)
+	if err != nil {
+		return fmt.Errorf("--scope: %w", err)
+	}
+	life, err := store.ParseTokenLifetime(expires)
+	if err != nil {
+		return fmt.Errorf("--expires: %w", err)
+	}
 	st, err := store.Open(ctx, dataDir, store.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	tok, err := st.CreateToken(ctx, name)
+	tok, err := st.CreateScopedToken(ctx, store.NewToken{Name: name, Scope: sc, Lifetime: life})
 	if err != nil {
 		return err
 	}
