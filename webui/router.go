@@ -84,6 +84,11 @@ type server struct {
 //	POST   /reputation/check, /alerts/test?channel=
 //	GET    /metrics (outside /api/v1, same credentials)
 //
+// A token's scope limits it (scopes.go): metrics reads /metrics only, read
+// makes GET and HEAD requests only, admin everything but creating tokens;
+// token creation and firmware install with a session need the password
+// again (reauth.go).
+//
 // /metrics takes the same token as the API: Prometheus sends it with
 // `authorization: {credentials_file: ...}` (or `bearer_token_file`) in the
 // scrape config, so no unauthenticated port is needed.

@@ -111,7 +111,7 @@ func TestSystemForms(t *testing.T) {
 	if w := b.post("/tokens", url.Values{"name": {""}}); w.Code != 400 || !strings.Contains(w.Body.String(), "1 to 100 characters.") {
 		t.Errorf("token with empty name = %d", w.Code)
 	}
-	w = b.post("/tokens", url.Values{"name": {"ci"}})
+	w = b.post("/tokens", url.Values{"name": {"ci"}, "password": {adminPass}})
 	if tok := regexp.MustCompile(`rg_[A-Za-z0-9_-]{43}`).FindString(w.Body.String()); w.Code != 200 || tok == "" || tok == goodToken {
 		t.Errorf("create token = %d, token not shown", w.Code)
 	}
