@@ -526,7 +526,7 @@ func TestSafeNext(t *testing.T) {
 		{"/" + strings.Repeat("a", 3000), "/"},
 	} {
 		if got := safeNext(tc.in); got != tc.want {
-			t.Errorf("safeNext(%q) = %q, want %q", tc.in, got, tc.want)
+			t.Errorf("safeNext(%.80q) = %.80q, want %q", tc.in, got, tc.want)
 		}
 	}
 }
