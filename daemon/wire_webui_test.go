@@ -95,7 +95,7 @@ func TestWebStore(t *testing.T) {
 	if code != 200 || m == nil {
 		t.Fatalf("GET /tokens = %d, no CSRF token", code)
 	}
-	resp = post("/tokens", url.Values{"csrf_token": {m[1]}, "name": {"ci"}})
+	resp = post("/tokens", url.Values{"csrf_token": {m[1]}, "name": {"ci"}, "password": {pass}})
 	body, _ := io.ReadAll(resp.Body)
 	apiTok := regexp.MustCompile(`rg_[A-Za-z0-9_-]{43}`).FindString(string(body))
 	if resp.StatusCode != 200 || apiTok == "" {

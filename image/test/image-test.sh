@@ -278,9 +278,21 @@ until [ -z "$(status_block | sed -n 's/^relaygate-console: setup-token=//p')" ];
 done
 log "first administrator created; the console no longer shows the token"
 
+# session_token NAME: logs in afresh and creates an admin API token named
+# NAME with the password again (re-authentication; tokens never create
+# tokens), into $work/token.json.
+session_token() {
+	rm -f "$jar" "$work/token.json"
+	x mgmt curl -sk -c "$jar" -b "$jar" -o /dev/null --max-time 120 \
+		--data-urlencode username=admin --data-urlencode "password=$pw" "${url}login" || true
+	csrf=$(x mgmt curl -sk -b "$jar" --max-time 60 "${url}" | sed -n 's/.*<meta name="csrf-token" content="\([^"]*\)".*/\1/p' | head -n1)
+	x mgmt curl -sk -b "$jar" -X POST -H "X-CSRF-Token: $csrf" -H 'Content-Type: application/json' \
+		-H "X-Relaygate-Password: $pw" --data "{\"name\": \"$1\"}" --max-time 120 \
+		-o "$work/token.json" -w '%{http_code}' "${url}api/v1/tokens" || true
+}
+
 # An API token for the rest (as an admin's script would use it).
-x mgmt curl -sk -b "$jar" -X POST -H "X-CSRF-Token: $csrf" -H 'Content-Type: application/json' \
-	--data '{"name": "image-test"}' --max-time 60 -o "$work/token.json" "${url}api/v1/tokens" || true
+session_token image-test >/dev/null
 api_tok=$(sed -n 's/.*"token":"\([^"]*\)".*/\1/p' "$work/token.json")
 [ -n "$api_tok" ] || fail "POST /api/v1/tokens: $(cat "$work/token.json")"
 # api METHOD PATH [curl args...]: the API with the bearer token from the
@@ -451,9 +463,9 @@ fi
 # ---- power cycle (no shutdown): configuration, address and certificate persist ----
 # An API token created the moment before the power is cut must survive it:
 # an answered write is on disk (the store commits synchronously).
-code=$(api POST tokens -H 'Content-Type: application/json' --data '{"name": "before-power-cut"}')
-cut_tok=$(sed -n 's/.*"token":"\([^"]*\)".*/\1/p' "$work/api.json" 2>/dev/null)
-[ -n "$cut_tok" ] || fail "POST /api/v1/tokens before the power cut (HTTP $code): $(cat "$work/api.json" 2>/dev/null)"
+code=$(session_token before-power-cut)
+cut_tok=$(sed -n 's/.*"token":"\([^"]*\)".*/\1/p' "$work/token.json" 2>/dev/null)
+[ -n "$cut_tok" ] || fail "POST /api/v1/tokens before the power cut (HTTP $code): $(cat "$work/token.json" 2>/dev/null)"
 log "power cycle, right after creating an API token"
 stop_vm
 boot
