@@ -47,12 +47,13 @@ func (t *Table) Handle(iface, side string, frame []byte) bool {
 		t.garbage.Add(1)
 		return false
 	}
-	t.put(iface, side, n)
+	t.Put(iface, side, n)
 	return true
 }
 
-// put records n as iface's neighbour.
-func (t *Table) put(iface, side string, n Neighbor) {
+// Put records n as the neighbour heard on iface (side inside or outside),
+// seen now; Handle calls it for every decoded frame.
+func (t *Table) Put(iface, side string, n Neighbor) {
 	now := t.now()
 	n.Interface, n.Side, n.SeenAt = iface, side, now.UTC()
 	ttl := time.Duration(n.TTL) * time.Second
