@@ -35,13 +35,11 @@ func Listen(ctx context.Context, t *Table, iface, side string, log *slog.Logger)
 	if err != nil {
 		return err
 	}
-	go func() {
-		<-ctx.Done()
-		f.Close() // wakes the read below
-	}()
+	defer f.Close()
+	stop := context.AfterFunc(ctx, func() { f.Close() }) // wakes the read below
+	defer stop()
 	rc, err := f.SyscallConn()
 	if err != nil {
-		f.Close()
 		return fmt.Errorf("neighbor socket on %s: %w", iface, err)
 	}
 	buf := make([]byte, MaxFrame+1)
