@@ -130,6 +130,7 @@ func Run(ctx context.Context, o Options) error {
 	g.Go(func() error { d.heartbeat(gctx); return nil })
 	g.Go(func() error { shed.run(gctx, shedInterval); return nil })
 	d.startReputation(gctx, cfg, reg, g)
+	neighbors := d.startNeighbors(gctx, reg, g)
 
 	deps := d.webDeps(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	deps.Reputation, deps.Alerts = d.reputation, d.alerter
@@ -141,6 +142,7 @@ func Run(ctx context.Context, o Options) error {
 	mgmt := mgmtnet.NewFile(cfg.DataDir)
 	mgmt.Logf = func(format string, args ...any) { log.Error("management address", "err", fmt.Sprintf(format, args...)) }
 	deps.Network = mgmt
+	deps.Neighbors = neighbors
 	if d.inspect != nil {
 		deps.Evidence = webEvidence(d.inspect)
 		deps.Inventory = inspectInventory{d.inspect}

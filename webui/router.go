@@ -41,6 +41,7 @@ type server struct {
 	evidence   Evidence
 	system     System
 	inventory  Inventory
+	neighbors  Neighbors
 	reputation Reputation
 	alerts     AlertTester
 	update     http.Handler
@@ -80,6 +81,7 @@ type server struct {
 //	POST   /system/reboot, /system/certificate
 //	GET    /system/update               POST /system/update (firmware bundle)
 //	GET    /system/network              PUT /system/network (management address)
+//	GET    /neighbors (LLDP/CDP neighbours of the bridge ports)
 //	GET    /reputation, /reputation/history?address=&zone=&limit=
 //	POST   /reputation/check, /alerts/test?channel=
 //	GET    /metrics (outside /api/v1, same credentials)
@@ -119,6 +121,7 @@ func NewRouter(d Deps) *gin.Engine {
 	}
 	s.admins, s.auditLog, s.tokenAdmin, s.series = d.Admins, d.Audit, d.TokenAdmin, d.Series
 	s.evidence, s.system, s.inventory, s.certs = d.Evidence, d.System, d.Inventory, d.certs
+	s.neighbors = d.Neighbors
 	s.reputation, s.alerts, s.update, s.network = d.Reputation, d.Alerts, d.Update, d.Network
 	s.reputationHistory = d.ReputationHistory
 	s.argon = defaultArgon
@@ -173,6 +176,7 @@ func NewRouter(d Deps) *gin.Engine {
 	s.eventsRoutes(ui, api)
 	s.policyRoutes(ui, api)
 	s.systemRoutes(ui, api)
+	s.neighborRoutes(ui, api)
 	s.updateRoutes(ui, api)
 	s.reputationRoutes(ui, api)
 	s.auditRoutes(ui, api)

@@ -265,10 +265,13 @@ func (s *server) systemPage(c *gin.Context, status int, extra gin.H) {
 		p.Notice = p.M["net_applied"]
 	case c.Query("network") == "saved":
 		p.Notice = p.M["net_saved"]
+	case c.Query("switch") == "added":
+		p.Notice = p.M["nb_added"]
 	}
 	data := gin.H{"Status": s.statusNow(ctx), "Config": s.config.Current(), "CanReboot": s.system != nil,
 		"CanUpdate": s.update != nil, "RestoreError": "", "CertError": "", "UpdateError": "", "Cert": nil,
 		"CanNetwork": s.network != nil, "NetworkError": "", "NetworkErrors": map[string]string{}, "NetworkForm": networkForm{Mode: "dhcp"}}
+	data["Neighbors"], data["NeighborError"] = s.neighborRows(s.config.Current()), ""
 	if s.certs != nil {
 		data["Cert"] = s.certs.info()
 	}

@@ -195,6 +195,9 @@ type Deps struct {
 	// Network is the management port's addressing (GET/PUT
 	// /api/v1/system/network and the System page's form); nil answers 501.
 	Network ManagementNetwork
+	// Neighbors is what the bridge ports hear over LLDP/CDP (GET
+	// /api/v1/neighbors, the System page); nil: none heard.
+	Neighbors Neighbors
 	// Console receives the one-time setup token line at start (Serve);
 	// nil means os.Stderr.
 	Console io.Writer
