@@ -103,12 +103,13 @@ func TestOutcomeSeriesMigration(t *testing.T) {
 	if _, err := s.db.ExecContext(ctx, `DELETE FROM series`); err != nil {
 		t.Fatal(err)
 	}
-	// Undo the quota migration, which came after the outcome series.
+	// Undo the quota and locations migrations, which came after the
+	// outcome series.
 	if _, err := s.db.ExecContext(ctx, `ALTER TABLE events DROP COLUMN rcpt_dropped;
-		ALTER TABLE events DROP COLUMN stored_bytes; DROP INDEX hosts_seen_last`); err != nil {
+		ALTER TABLE events DROP COLUMN stored_bytes; DROP INDEX hosts_seen_last; DROP TABLE locations`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.db.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", len(migrations)-2)); err != nil {
+	if _, err := s.db.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", len(migrations)-3)); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
