@@ -170,6 +170,7 @@ func NewRouter(d Deps) *gin.Engine {
 	s.sessionRoutes(ui)
 	s.dashboardRoutes(ui, api)
 	s.hostsRoutes(ui, api)
+	s.locationRoutes(ui, api)
 	s.eventsRoutes(ui, api)
 	s.policyRoutes(ui, api)
 	s.systemRoutes(ui, api)

@@ -266,7 +266,7 @@ func (s *server) systemPage(c *gin.Context, status int, extra gin.H) {
 	case c.Query("network") == "saved":
 		p.Notice = p.M["net_saved"]
 	}
-	data := gin.H{"Status": s.statusNow(ctx), "Config": s.config.Current(), "CanReboot": s.system != nil,
+	data := gin.H{"Status": s.statusNow(ctx), "Config": redactSecrets(s.config.Current()), "CanReboot": s.system != nil,
 		"CanUpdate": s.update != nil, "RestoreError": "", "CertError": "", "UpdateError": "", "Cert": nil,
 		"CanNetwork": s.network != nil, "NetworkError": "", "NetworkErrors": map[string]string{}, "NetworkForm": networkForm{Mode: "dhcp"}}
 	if s.certs != nil {
