@@ -58,6 +58,8 @@ type daemon struct {
 	reputation *reputation.Watcher
 	alerter    *reputation.Alerter
 	inspect    *inspect.Inspector
+	// locate finds where offending hosts and relays are plugged in.
+	locate *locService
 	// captureAll: capture opened on every bridge port (set before the
 	// web UI starts).
 	captureAll bool

@@ -77,6 +77,8 @@ func Run(ctx context.Context, o Options) error {
 
 	br := bridge.New(log)
 	d := newDaemon(log, path, o.Version, br, st, cfg)
+	d.locate = newLocService(log, st, st, cfg, newSNMPLocator)
+	d.OnApply(d.locate.SetConfig)
 	d.OnApply(func(c *config.Config) {
 		st.SetLimits(c.Store.Retention.D(), c.Store.MaxEvents)
 		st.SetQuota(int64(c.Store.MaxMB)<<20, c.Store.EventsPerSourcePerMinute)
@@ -131,9 +133,15 @@ func Run(ctx context.Context, o Options) error {
 	g.Go(func() error { shed.run(gctx, shedInterval); return nil })
 	d.startReputation(gctx, cfg, reg, g)
 	neighbors := d.startNeighbors(gctx, reg, g)
+	if d.alerter != nil {
+		d.locate.alerts = d.alerter
+	}
+	reg.MustRegister(d.locate.Collectors()...)
+	g.Go(func() error { d.locate.run(gctx); return nil })
 
 	deps := d.webDeps(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	deps.Reputation, deps.Alerts = d.reputation, d.alerter
+	deps.Locator = d.locate
 	reboot := &rebooter{log: log, delay: 2 * time.Second}
 	deps.Update = updateHandler(log, reboot)
 	if onApplianceImage() {

@@ -20,7 +20,7 @@ func (d *daemon) startInspect(ctx context.Context, reg *prometheus.Registry, g *
 	cfg := d.cfg
 	in, err := inspect.New(cfg, inspect.Options{
 		Logger:      d.log,
-		Recorder:    d.store,
+		Recorder:    d.recorder(),
 		Series:      d.store,
 		Inventory:   d.store,
 		Resolver:    &net.Resolver{},

@@ -12,7 +12,7 @@ import (
 func newProxy(d *daemon, cfg *config.Config) (*smtpproxy.Proxy, error) {
 	p, err := smtpproxy.New(smtpproxy.Options{
 		Logger:      d.log,
-		Recorder:    d.store,
+		Recorder:    d.recorder(),
 		Series:      d.store,
 		Dialer:      &smtpproxy.TransparentDialer{Mark: bridge.OnwardMark, Timeout: cfg.Proxy.ConnectTimeout.D()},
 		Policy:      policy.New(cfg),

@@ -28,6 +28,7 @@ func (d *daemon) webDeps(metrics http.Handler) webui.Deps {
 		TokenAdmin: d.store,
 		Series:     d.store,
 		Inventory:  d.store,
+		Locations:  d.store,
 
 		ReputationHistory: d.store,
 	}
@@ -42,6 +43,8 @@ var (
 	_ webui.SeriesSource      = (*store.Store)(nil)
 	_ webui.Inventory         = (*store.Store)(nil)
 	_ webui.ReputationHistory = (*store.Store)(nil)
+	_ webui.Locations         = (*store.Store)(nil)
+	_ webui.Locator           = (*locService)(nil)
 
 	_ webui.Inventory = inspectInventory{}
 	_ webui.Evidence  = inspectEvidence{}

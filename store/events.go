@@ -438,6 +438,9 @@ func (s *Store) Prune(ctx context.Context) (int64, error) {
 	if err := s.pruneInventory(ctx, s.now().Add(-retention)); err != nil {
 		return total, err
 	}
+	if err := s.pruneLocations(ctx, s.now().Add(-retention)); err != nil {
+		return total, err
+	}
 	s.reclaim(ctx)
 	return total, nil
 }

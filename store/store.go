@@ -109,6 +109,7 @@ type Store struct {
 	budget         sourceBudget
 	maxHostsSeen   int // MaxHostsSeen; tests lower it
 	maxSeriesAddrs int // MaxSeriesAddresses; tests lower it
+	maxLocations   int // MaxLocations; tests lower it
 	pruneNow       chan struct{}
 
 	// mu guards closed against Record racing with Close.
@@ -239,6 +240,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		pageSize:       pageSize,
 		maxHostsSeen:   MaxHostsSeen,
 		maxSeriesAddrs: MaxSeriesAddresses,
+		maxLocations:   MaxLocations,
 		pruneNow:       make(chan struct{}, 1),
 		log:            log,
 		now:            opts.Now,
@@ -432,6 +434,18 @@ var migrations = []string{
 	// expire.
 	`ALTER TABLE tokens ADD COLUMN scope   TEXT    NOT NULL DEFAULT 'admin';
 	ALTER TABLE tokens ADD COLUMN expires INTEGER NOT NULL DEFAULT 0; -- unix nanoseconds, 0: never`,
+	// Where hosts were seen on the switched network (locations.go): per
+	// address the last lookup and the best answer it kept.
+	`CREATE TABLE locations (
+		addr        TEXT    PRIMARY KEY,
+		updated     INTEGER NOT NULL, -- unix nanoseconds of the last lookup
+		last_status TEXT    NOT NULL,
+		last_error  TEXT    NOT NULL DEFAULT '',
+		mac         TEXT    NOT NULL DEFAULT '', -- the kept answer's MAC
+		location    TEXT    NOT NULL DEFAULT '{}' -- JSON locate.Location kept
+	);
+	CREATE INDEX locations_updated ON locations(updated);
+	CREATE INDEX locations_mac ON locations(mac) WHERE mac != '';`,
 }
 
 func migrate(ctx context.Context, db *sql.DB) (err error) {

@@ -122,6 +122,12 @@ type hostRow struct {
 	Flows          int64  `json:"flows"`
 	Messages       int64  `json:"messages"`
 	EncryptedFlows int64  `json:"encrypted_flows"`
+	// Location is where the switches last found the address, MAC its
+	// MAC, and SameMachine the other listed addresses with that MAC
+	// (one machine), when location is wired.
+	Location    *LocationBrief `json:"location,omitempty"`
+	MAC         string         `json:"mac,omitempty"`
+	SameMachine []netip.Addr   `json:"same_machine,omitempty"`
 }
 
 // hostRows merges the outcome counters of the hosts (events and series)
@@ -144,7 +150,7 @@ func (s *server) hostRows(ctx context.Context) ([]hostRow, error) {
 		rows = append(rows, hostRow{Host: h, Relay: name, IsRelay: ok})
 	}
 	if s.inventory == nil {
-		return rows, nil
+		return rows, s.addRowLocations(ctx, rows)
 	}
 	seen, err := s.inventory.HostsSeen(ctx, MaxLimit)
 	if err != nil {
@@ -169,7 +175,7 @@ func (s *server) hostRows(ctx context.Context) ([]hostRow, error) {
 			r.FirstSeen = h.FirstSeen.UTC()
 		}
 	}
-	return rows, nil
+	return rows, s.addRowLocations(ctx, rows)
 }
 
 // hostSorts are the sortable columns of the hosts page.
@@ -213,7 +219,7 @@ func (s *server) pageHosts(c *gin.Context) {
 		cols = append(cols, "flows")
 	}
 	p := s.newPage(c, "hosts.html", "hosts")
-	p.Data = gin.H{"Hosts": rows, "Sort": sortKey, "Dir": dir, "Columns": cols, "Inventory": s.inventory != nil}
+	p.Data = gin.H{"Hosts": rows, "Sort": sortKey, "Dir": dir, "Columns": cols, "Inventory": s.inventory != nil, "Where": s.locations != nil}
 	s.render(c, http.StatusOK, "hosts.html", p)
 }
 
@@ -232,6 +238,15 @@ type hostDetail struct {
 	EventsNext string        `json:"events_next,omitempty"`
 	// OlderEvents is the events page of the older events, for the page.
 	OlderEvents string `json:"-"`
+	// Location is where the switches found the host, with the last
+	// lookup; SameMachine its other addresses (same MAC). Both absent
+	// while unknown.
+	Location    *store.LocationRecord `json:"location,omitempty"`
+	SameMachine []netip.Addr          `json:"same_machine,omitempty"`
+	// Locatable shows the "Locate now" button; LocateResult is the
+	// button's outcome (queued, off, busy), for the page.
+	Locatable    bool   `json:"-"`
+	LocateResult string `json:"-"`
 }
 
 // hostEvents bounds the events on a host's card: the rest are a link
@@ -282,6 +297,10 @@ func (s *server) hostDetail(ctx context.Context, addr netip.Addr) (*hostDetail, 
 	if s.evidence != nil {
 		d.Evidence = s.evidence.HasEvidence(ctx, addr)
 	}
+	if err := s.addLocation(ctx, d); err != nil {
+		return nil, false, fmt.Errorf("location of %s: %w", addr, err)
+	}
+	found = found || d.Location != nil
 	return d, found, nil
 }
 
@@ -312,6 +331,10 @@ func (s *server) pageHost(c *gin.Context) {
 		return
 	}
 	p := s.newPage(c, "host.html", "hosts")
+	switch v := c.Query("locate"); v {
+	case "queued", "off", "busy":
+		d.LocateResult = v
+	}
 	p.Data = d
 	s.render(c, http.StatusOK, "host.html", p)
 }

@@ -49,7 +49,7 @@ func (s *server) getConfig(c *gin.Context) {
 		s.internalError(c, "current config", errors.New("no configuration loaded"))
 		return
 	}
-	c.JSON(http.StatusOK, cfg)
+	c.JSON(http.StatusOK, redactSecrets(cfg))
 }
 
 // putConfig answers PUT /api/v1/config: the body (JSON or YAML, the same
@@ -81,6 +81,7 @@ func (s *server) putConfig(c *gin.Context) {
 		abortError(c, http.StatusBadRequest, err.Error())
 		return
 	}
+	keepSecrets(cfg, s.config.Current())
 	actor, remote := c.GetString(actorKey), remoteAddr(c)
 	// A client that hangs up must not cut an apply short: the manager
 	// would roll back and nobody would learn of it.
@@ -98,7 +99,7 @@ func (s *server) putConfig(c *gin.Context) {
 		return
 	}
 	s.log.Info("config applied", "actor", actor, "remote", remote, "mode", cfg.Mode)
-	c.JSON(http.StatusOK, cfg)
+	c.JSON(http.StatusOK, redactSecrets(cfg))
 }
 
 // apiRestore answers POST /api/v1/config/restore: like PUT /api/v1/config,
@@ -118,7 +119,7 @@ func (s *server) apiRestore(c *gin.Context) {
 		abortError(c, status, msg)
 		return
 	}
-	c.JSON(http.StatusOK, s.config.Current())
+	c.JSON(http.StatusOK, redactSecrets(s.config.Current()))
 }
 
 // modePreviewResponse is the answer of GET /api/v1/mode-preview.
@@ -177,6 +178,8 @@ type PreviewHost struct {
 	Senders []string `json:"senders"`
 	// Servers are up to three destinations it tried.
 	Servers []string `json:"servers"`
+	// Location is where the switches last found it, when known.
+	Location *LocationBrief `json:"location,omitempty"`
 }
 
 // modePreview lists the non-relay sources (for cfg's relays) that tried
@@ -225,7 +228,7 @@ func (s *server) modePreview(ctx context.Context, cfg *config.Config, days int) 
 	slices.SortFunc(out, func(a, b PreviewHost) int {
 		return cmp.Or(cmp.Compare(b.Attempts, a.Attempts), a.Addr.Compare(b.Addr))
 	})
-	return out, nil
+	return out, s.addPreviewLocations(ctx, out)
 }
 
 // cloneConfig returns a deep copy of c (through its YAML form, which is
@@ -616,12 +619,18 @@ func (s *server) postLimits(c *gin.Context) {
 	c.Redirect(http.StatusSeeOther, "/policy?saved=1")
 }
 
-// getBackup downloads the running configuration as YAML.
+// getBackup downloads the running configuration as YAML. The switches'
+// SNMP secrets are masked unless ?secrets=1 asks for them (an
+// administrator's session or token, like every backup).
 func (s *server) getBackup(c *gin.Context) {
 	cfg := s.config.Current()
 	if cfg == nil {
 		s.internalError(c, "current config", errors.New("no configuration loaded"))
 		return
+	}
+	secrets := c.Query("secrets") == "1"
+	if !secrets {
+		cfg = redactSecrets(cfg)
 	}
 	b, err := cfg.Marshal()
 	if err != nil {
@@ -630,7 +639,11 @@ func (s *server) getBackup(c *gin.Context) {
 	}
 	name := "relaygate-config-" + s.now().UTC().Format("20060102-150405") + ".yaml"
 	c.Header("Content-Disposition", `attachment; filename="`+name+`"`)
-	s.audit(c, "", "config.backup", "configuration downloaded")
+	detail := "configuration downloaded"
+	if secrets {
+		detail += " with the switches' secrets"
+	}
+	s.audit(c, "", "config.backup", detail)
 	c.Data(http.StatusOK, "application/yaml; charset=utf-8", b)
 }
 
@@ -641,6 +654,7 @@ func (s *server) restore(c *gin.Context, body []byte) (int, string) {
 	if err != nil {
 		return http.StatusBadRequest, err.Error()
 	}
+	keepSecrets(cfg, s.config.Current())
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), applyTimeout)
 	defer cancel()
 	if err := s.config.Apply(ctx, cfg, c.GetString(actorKey), remoteAddr(c)); err != nil {

@@ -49,6 +49,10 @@ type server struct {
 	certs      *certStore
 	// reputationHistory reads stored blocklist checks; nil answers 501.
 	reputationHistory ReputationHistory
+	// locations and locator: where hosts are on the switched network,
+	// and "locate now"; nil shows no location.
+	locations Locations
+	locator   Locator
 
 	argon     argonParams
 	dummyHash func() (string, error) // checked for unknown usernames (equal timing)
@@ -124,6 +128,7 @@ func NewRouter(d Deps) *gin.Engine {
 	s.neighbors = d.Neighbors
 	s.reputation, s.alerts, s.update, s.network = d.Reputation, d.Alerts, d.Update, d.Network
 	s.reputationHistory = d.ReputationHistory
+	s.locations, s.locator = d.Locations, d.Locator
 	s.argon = defaultArgon
 	if d.argon != nil {
 		s.argon = *d.argon
@@ -173,6 +178,7 @@ func NewRouter(d Deps) *gin.Engine {
 	s.sessionRoutes(ui)
 	s.dashboardRoutes(ui, api)
 	s.hostsRoutes(ui, api)
+	s.locationRoutes(ui, api)
 	s.eventsRoutes(ui, api)
 	s.policyRoutes(ui, api)
 	s.systemRoutes(ui, api)

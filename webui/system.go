@@ -268,7 +268,7 @@ func (s *server) systemPage(c *gin.Context, status int, extra gin.H) {
 	case c.Query("switch") == "added":
 		p.Notice = p.M["nb_added"]
 	}
-	data := gin.H{"Status": s.statusNow(ctx), "Config": s.config.Current(), "CanReboot": s.system != nil,
+	data := gin.H{"Status": s.statusNow(ctx), "Config": redactSecrets(s.config.Current()), "CanReboot": s.system != nil,
 		"CanUpdate": s.update != nil, "RestoreError": "", "CertError": "", "UpdateError": "", "Cert": nil,
 		"CanNetwork": s.network != nil, "NetworkError": "", "NetworkErrors": map[string]string{}, "NetworkForm": networkForm{Mode: "dhcp"}}
 	data["Neighbors"], data["NeighborError"] = s.neighborRows(s.config.Current()), ""

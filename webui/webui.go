@@ -180,6 +180,11 @@ type Deps struct {
 	// Inventory is passive inspection's host inventory; nil shows the
 	// hosts of the events only.
 	Inventory Inventory
+	// Locations is where hosts were seen on the switched network; nil
+	// shows no location.
+	Locations Locations
+	// Locator looks a host up now ("locate now"); nil answers 409.
+	Locator Locator
 	// System reboots the appliance; nil disables the reboot button.
 	System System
 	// Reputation is the reputation watch and Alerts its test alerts; nil
