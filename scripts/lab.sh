@@ -164,6 +164,7 @@ agent() {
 agentAddress udp:$mgmt:161
 sysName $name
 sysLocation relaygate lab
+dontLogTCPWrappersConnects yes
 view ro included .1
 rocommunity $SNMP_COMMUNITY default -V ro
 createUser $SNMP_USER SHA-256 $SNMP_AUTH_PASS AES $SNMP_PRIV_PASS
