@@ -18,9 +18,10 @@ all: build
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/appliance ./cmd/appliance
 
-## labtools: the lab's remote MX (used by demo and the integration tests)
+## labtools: the lab's remote MX and its switches' SNMP helper (used by demo and the integration tests)
 labtools:
 	$(GO) build -o $(BIN)/labmx ./internal/testutil/labmx
+	$(GO) build -o $(BIN)/labbridgemib ./internal/testutil/labbridgemib
 
 ## test: lint, then every test; the integration tests run in network namespaces when root;
 ## then each fuzz target of the parsers of untrusted input for FUZZTIME; then, when root,

@@ -69,7 +69,12 @@ func needLab(t *testing.T) *lab.Lab {
 // a data directory of the test's own, and stops it when the test ends.
 func startAppliance(t *testing.T, mode, extra string) *lab.Appliance {
 	t.Helper()
-	l := needLab(t)
+	return startApplianceIn(t, needLab(t), mode, extra)
+}
+
+// startApplianceIn is startAppliance in lab l.
+func startApplianceIn(t *testing.T, l *lab.Lab, mode, extra string) *lab.Appliance {
+	t.Helper()
 	dataDir := filepath.Join(l.Dir, "data-"+strings.ReplaceAll(t.Name(), "/", "_"))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

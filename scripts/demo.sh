@@ -14,6 +14,9 @@ ROOT=$PWD
 DIR=$ROOT/.lab/demo
 BIN=$ROOT/bin
 UI_PORT=${UI_PORT:-8443}
+# The lab's switches (scripts/lab.sh) keep their agents' files here, where
+# lldpd's own user can reach them.
+export LAB_SWITCHES=/run/relaygate-lab-$LAB
 . scripts/lab-config.sh
 x() { local n=$1; shift; ip netns exec "$LAB-$n" "$@"; }
 bold() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -26,21 +29,25 @@ cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
 	scripts/lab.sh down
+	rm -rf "$LAB_SWITCHES"
 	echo "done"
 }
 trap cleanup INT TERM EXIT
 
 rm -rf "$DIR" && mkdir -p "$DIR/mx"
 bold "building the lab ($LAB-*)"
+rm -rf "$LAB_SWITCHES" && mkdir -m 755 -p "$LAB_SWITCHES"
 scripts/lab.sh up
 cat <<'TXT'
-  relay 10.10.0.25 ─┐                                             ┌─ mx 203.0.113.25
-  (2001:db8:10::25) ├─ L3 switch ─ eth1 [br0 relaygate] eth2 ─ router ─┤ (2001:db8:25::25)
-  pc    10.20.0.50 ─┘                    eth0: management 10.255.0.1
-  (2001:db8:20::50)
+  relay 10.10.0.25 ─────────────────────┐                                             ┌─ mx 203.0.113.25
+  (2001:db8:10::25)                     ├─ L3 switch ─ eth1 [br0 relaygate] eth2 ─ router ─┤ (2001:db8:25::25)
+  pc    10.20.0.50 ─ access-2 gi1-0-12 ─┘   "core"           eth0: management 10.255.0.1
+  (2001:db8:20::50)  "3F room 12"
+  management network 10.255.0.0/24: the box's eth0, core 10.255.0.11, access-2 10.255.0.12
+  (both switches answer SNMP v2c community lab-public, v3 user labv3, and run LLDP)
 TXT
 
-lab_config enforce "$DIR/data" >"$DIR/relaygate.yaml"
+lab_config enforce "$DIR/data" "$(lab_locate_config 2c)" >"$DIR/relaygate.yaml"
 
 x mx "$BIN/labmx" -listen 203.0.113.25:25 -listen '[2001:db8:25::25]:25' -dir "$DIR/mx" >"$DIR/labmx.log" 2>&1 &
 pids+=($!)
@@ -94,6 +101,9 @@ cat <<TXT
                curl -sk -H "Authorization: Bearer \$(cat $DIR/token)" https://127.0.0.1:$UI_PORT/api/v1/status
   events:      curl -sk -H "Authorization: Bearer \$(cat $DIR/token)" 'https://127.0.0.1:$UI_PORT/api/v1/events?kind=blocked'
   hosts:       curl -sk -H "Authorization: Bearer \$(cat $DIR/token)" https://127.0.0.1:$UI_PORT/api/v1/hosts
+  where:       curl -sk -H "Authorization: Bearer \$(cat $DIR/token)" https://127.0.0.1:$UI_PORT/api/v1/hosts/10.20.0.50
+               (location: switch access-2, port gi1-0-12 "3F room 12"; host card /hosts/10.20.0.50)
+  switches:    ip netns exec $LAB-box snmpwalk -v2c -c lab-public 10.255.0.12 1.3.6.1.2.1.17.4.3.1.2
   metrics:     curl -sk -H "Authorization: Bearer \$(cat $DIR/token)" https://127.0.0.1:$UI_PORT/metrics
   rules:       ip netns exec $LAB-box nft list ruleset
   try again:   ip netns exec $LAB-pc swaks --server 203.0.113.25 --to x@remote.example

@@ -26,3 +26,30 @@ data_dir: $2
 ${3:-}
 YAML
 }
+
+# lab_locate_config VERSION [COMMUNITY]   prints the locate: block that asks
+# the switches of scripts/lab.sh with LAB_SWITCHES (core, then access-2)
+# over SNMP VERSION (2c or 3 authPriv); COMMUNITY overrides the v2c one.
+lab_locate_config() {
+	echo "locate:"
+	echo "  timeout: 1s"
+	echo "  switches:"
+	local sw
+	for sw in core:10.255.0.11 access-2:10.255.0.12; do
+		echo "    - name: ${sw%%:*}"
+		echo "      address: ${sw#*:}"
+		if [ "$1" = 3 ]; then
+			cat <<YAML
+      version: "3"
+      user: labv3
+      auth_proto: SHA-256
+      auth_pass: lab-auth-secret
+      priv_proto: AES
+      priv_pass: lab-priv-secret
+YAML
+		else
+			echo '      version: "2c"'
+			echo "      community: ${2:-lab-public}"
+		fi
+	done
+}

@@ -42,16 +42,28 @@ func Root() string {
 type Lab struct {
 	Prefix string
 	Dir    string // scratch directory: configs, logs, data
-	Bin    string // directory with the appliance and labmx binaries
+	Bin    string // directory with the appliance, labmx and labbridgemib binaries
+	opts   Options
+}
+
+// Options choose the lab's optional parts; the zero value is the plain lab.
+type Options struct {
+	// AccessSwitch puts the PC behind the access switch AccessSwitch and
+	// gives both switches SNMP agents and lldpd on the management network
+	// (scripts/lab.sh with LAB_SWITCHES; see switches.go).
+	AccessSwitch bool
 }
 
 // Up brings a lab up under prefix. bin holds prebuilt binaries; when empty,
 // they are built into dir/bin.
-func Up(prefix, dir, bin string) (*Lab, error) {
-	l := &Lab{Prefix: prefix, Dir: dir, Bin: bin}
+func Up(prefix, dir, bin string) (*Lab, error) { return UpWith(prefix, dir, bin, Options{}) }
+
+// UpWith brings a lab with opts up under prefix, as Up does.
+func UpWith(prefix, dir, bin string, opts Options) (*Lab, error) {
+	l := &Lab{Prefix: prefix, Dir: dir, Bin: bin, opts: opts}
 	if l.Bin == "" {
 		l.Bin = filepath.Join(dir, "bin")
-		for _, pkg := range []string{"./cmd/appliance", "./internal/testutil/labmx"} {
+		for _, pkg := range []string{"./cmd/appliance", "./internal/testutil/labmx", "./internal/testutil/labbridgemib"} {
 			cmd := exec.Command("go", "build", "-o", l.Bin+"/", pkg)
 			cmd.Dir = Root()
 			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
@@ -68,7 +80,16 @@ func Up(prefix, dir, bin string) (*Lab, error) {
 
 func (l *Lab) script(verb string) error {
 	cmd := exec.Command("bash", filepath.Join(Root(), "scripts", "lab.sh"), verb)
-	cmd.Env = append(os.Environ(), "LAB="+l.Prefix)
+	cmd.Env = append(os.Environ(), "LAB="+l.Prefix, "LAB_BIN="+l.Bin)
+	if l.opts.AccessSwitch {
+		// lldpd's unprivileged process must reach snmpd's AgentX socket
+		// in dir: Dir and its parents must be searchable by others.
+		dir := filepath.Join(l.Dir, "switches")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		cmd.Env = append(cmd.Env, "LAB_SWITCHES="+dir)
+	}
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("lab.sh %s: %v\n%s", verb, err, out)
 	}
@@ -79,7 +100,7 @@ func (l *Lab) script(verb string) error {
 func (l *Lab) Down() error { return l.script("down") }
 
 // NS returns the namespace name of a lab host (relay, pc, switch, box,
-// router, mx, admin).
+// router, mx, admin; access with Options.AccessSwitch).
 func (l *Lab) NS(host string) string { return l.Prefix + "-" + host }
 
 // Command returns a command that runs in host's namespace.
