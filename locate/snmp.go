@@ -331,8 +331,9 @@ func (l *SNMP) identify(self int, n *neighbour, selfs [][]mac) int {
 }
 
 // pickEdge is the candidate whose port is not an uplink; when several
-// are, the one another candidate's uplink leads to, else the first in
-// configuration order.
+// are (an inter-switch link that neither LLDP nor a switch's MAC gives
+// away), the one another candidate's uplink leads to, else the last in
+// configuration order, which lists the switches from the core outwards.
 func pickEdge(cands []*candidate) *candidate {
 	pointed := map[int]bool{}
 	for _, c := range cands {
@@ -340,7 +341,7 @@ func pickEdge(cands []*candidate) *candidate {
 			pointed[c.towards] = true
 		}
 	}
-	var first *candidate
+	var last *candidate
 	for _, c := range cands {
 		if c.uplink {
 			continue
@@ -348,11 +349,9 @@ func pickEdge(cands []*candidate) *candidate {
 		if pointed[c.idx] {
 			return c
 		}
-		if first == nil {
-			first = c
-		}
+		last = c
 	}
-	return first
+	return last
 }
 
 // path names the switches that learnt the MAC from the first to the edge:

@@ -257,12 +257,17 @@ func TestLocateVLANCommunity(t *testing.T) {
 // accessBehindCore: the host on access-1's Gi1/0/12; core has learnt it
 // on its uplink Te1/1/1 (ifIndex 10101) towards access-1. lldp adds the
 // LLDP neighbours on both ends, else only the switches' own MACs tell.
-func accessBehindCore(t *testing.T, lldp bool) (core, access *fakeAgent) {
+func accessBehindCore(t *testing.T, lldp, macs bool) (core, access *fakeAgent) {
 	core, access = newAgent(t), newAgent(t)
 	core.rows("public", arpRow(120, hostIP, hostMAC), bridgeAddrRow(coreMAC),
-		fdbRow(hostMAC, 101), fdbRow(accMAC, 101), fdbRow(otherMC, 5), basePortRow(101, 10101), basePortRow(5, 10005))
+		fdbRow(hostMAC, 101), fdbRow(otherMC, 5), basePortRow(101, 10101), basePortRow(5, 10005))
 	core.rows("public", flat(ifRows(10101, "Te1/1/1", "to access-1"), ifRows(10005, "Gi1/0/5", ""), ifRows(120, "Vlan20", ""))...)
-	access.rows("public", bridgeAddrRow(accMAC), fdbRow(hostMAC, 12), fdbRow(coreMAC, 52), fdbRow(otherMC, 52))
+	access.rows("public", bridgeAddrRow(accMAC), fdbRow(hostMAC, 12), fdbRow(otherMC, 52))
+	if macs {
+		// Each has learnt the other's own MAC on its uplink.
+		core.rows("public", fdbRow(accMAC, 101))
+		access.rows("public", fdbRow(coreMAC, 52))
+	}
 	access.rows("public", flat(ifRows(12, "Gi1/0/12", "room 12"), ifRows(52, "Te1/0/52", "uplink"))...)
 	if lldp {
 		// core numbers LLDP ports 1..n, not by ifIndex: lldpLocPortId
@@ -283,15 +288,17 @@ func TestLocateUplink(t *testing.T) {
 	for _, tt := range []struct {
 		name     string
 		lldp     bool
+		macs     bool
 		reversed bool
 	}{
-		{"LLDP neighbour", true, false},
-		{"another switch's MAC", false, false},
-		{"another switch's MAC, access listed first", false, true},
-		{"LLDP neighbour, access listed first", true, true},
+		{"LLDP neighbour", true, false, false},
+		{"another switch's MAC", false, true, false},
+		{"another switch's MAC, access listed first", false, true, true},
+		{"LLDP neighbour, access listed first", true, false, true},
+		{"neither: the switch listed later", false, false, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			core, access := accessBehindCore(t, tt.lldp)
+			core, access := accessBehindCore(t, tt.lldp, tt.macs)
 			sws := []config.Switch{v2("core", core), v2("access-1", access)}
 			if tt.reversed {
 				sws[0], sws[1] = sws[1], sws[0]
@@ -515,5 +522,23 @@ func TestProtocols(t *testing.T) {
 		if _, ok := privProtos[p]; !ok {
 			t.Errorf("priv_proto %s has no gosnmp protocol", p)
 		}
+	}
+}
+
+// TestLocateVendor: Location.Vendor comes from vendorOf, which the OUI
+// list provides.
+func TestLocateVendor(t *testing.T) {
+	old := vendorOf
+	t.Cleanup(func() { vendorOf = old })
+	vendorOf = func(m string) string {
+		if m == strings.ToLower(hostMAC) {
+			return "Acme Networks"
+		}
+		return ""
+	}
+	a := newAgent(t)
+	a.rows("public", arpRow(1, hostIP, hostMAC), fdbRow(hostMAC, 3))
+	if got := locate(t, testLocator(t, v2("sw", a)), hostIP); got.Vendor != "Acme Networks" {
+		t.Errorf("Locate() Vendor = %q, want Acme Networks", got.Vendor)
 	}
 }
