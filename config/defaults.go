@@ -40,6 +40,8 @@ const (
 	DefaultAlertWindow        = 10 * time.Minute
 	DefaultLocateRefresh      = 5 * time.Minute
 	DefaultLocateTimeout      = 2 * time.Second
+	DefaultSNMPAuthProto      = "SHA-256"
+	DefaultSNMPPrivProto      = "AES"
 )
 
 // Default returns a configuration with every default set and no interfaces
@@ -155,6 +157,18 @@ func (c *Config) setDefaults() {
 	}
 	if c.Locate.Timeout == 0 {
 		c.Locate.Timeout = Duration(DefaultLocateTimeout)
+	}
+	for i := range c.Locate.Switches {
+		s := &c.Locate.Switches[i]
+		if s.Version != "3" {
+			continue
+		}
+		if s.AuthProto == "" {
+			s.AuthProto = DefaultSNMPAuthProto
+		}
+		if s.PrivProto == "" {
+			s.PrivProto = DefaultSNMPPrivProto
+		}
 	}
 	if c.Store.EventsPerSourcePerMinute == 0 {
 		c.Store.EventsPerSourcePerMinute = DefaultEventsPerSource

@@ -81,7 +81,8 @@ type Switch struct {
 	AuthProto string `yaml:"auth_proto" json:"auth_proto,omitempty"`
 	// AuthPass is the v3 authentication passphrase.
 	AuthPass string `yaml:"auth_pass" json:"auth_pass,omitempty"`
-	// PrivProto is AES, AES-192 or AES-256 (default AES).
+	// PrivProto is AES, AES-192, AES-256 (Blumenthal key extension, net-snmp)
+	// or AES-192-C, AES-256-C (Reeder key extension, Cisco) (default AES).
 	PrivProto string `yaml:"priv_proto" json:"priv_proto,omitempty"`
 	// PrivPass is the v3 privacy passphrase.
 	PrivPass string `yaml:"priv_pass" json:"priv_pass,omitempty"`

@@ -167,6 +167,9 @@ func (c *Config) Validate() error {
 	if err := c.validateInspect(); err != nil {
 		return err
 	}
+	if err := c.validateLocate(); err != nil {
+		return err
+	}
 	if len(c.Ports) == 0 {
 		return fe("ports", "at least one port is needed")
 	}
@@ -401,3 +404,158 @@ func (c *Config) validateReputation() error {
 }
 
 var mailboxRE = regexp.MustCompile(`^[^@\s<>]+@[^@\s<>]+$`)
+
+// DefaultSNMPPort is the port of a switch address written without one.
+const DefaultSNMPPort = 161
+
+// HostPort splits the switch's address, host or host:port (an IPv6
+// address with a port in brackets, e.g. [2001:db8::2]:161), into host and
+// port; the port is 161 when the address has none.
+func (s Switch) HostPort() (string, uint16, error) {
+	a := strings.TrimSpace(s.Address)
+	bad := fmt.Errorf("invalid address %q (want host or host:port, e.g. 10.0.0.2 or core-1.corp.example:161)", s.Address)
+	if a == "" {
+		return "", 0, fmt.Errorf("missing address (host or host:port, e.g. 10.0.0.2)")
+	}
+	if ip, err := netip.ParseAddr(a); err == nil {
+		if ip.Zone() != "" {
+			return "", 0, bad
+		}
+		return ip.String(), DefaultSNMPPort, nil
+	}
+	host, port := a, uint16(DefaultSNMPPort)
+	if strings.Contains(a, ":") || strings.HasPrefix(a, "[") {
+		h, p, err := net.SplitHostPort(a)
+		if err != nil {
+			return "", 0, bad
+		}
+		n, err := strconv.ParseUint(p, 10, 16)
+		if err != nil || n == 0 {
+			return "", 0, bad
+		}
+		host, port = h, uint16(n)
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		if ip.Zone() != "" {
+			return "", 0, bad
+		}
+		return ip.String(), port, nil
+	}
+	if !hostnameRE.MatchString(host) {
+		return "", 0, bad
+	}
+	return host, port, nil
+}
+
+// hostnameRE is a DNS host name: one label or more, letters, digits and '-'.
+var hostnameRE = regexp.MustCompile(`^(?i)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?$`)
+
+// SNMPv3 protocols as the configuration names them, case-insensitive.
+// AES-192 and AES-256 extend the key as RFC draft-blumenthal-aes-usm
+// (net-snmp); AES-192-C and AES-256-C as draft-reeder-snmpv3-usm-3desede,
+// which Cisco uses.
+var (
+	snmpAuthProtos = []string{"SHA", "SHA-224", "SHA-256", "SHA-384", "SHA-512"}
+	snmpPrivProtos = []string{"AES", "AES-192", "AES-256", "AES-192-C", "AES-256-C"}
+)
+
+func knownProto(list []string, p string) bool {
+	for _, k := range list {
+		if strings.EqualFold(k, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Config) validateLocate() error {
+	l := c.Locate
+	fe := func(key, format string, a ...any) error {
+		return &FieldError{Key: key, Msg: fmt.Sprintf(format, a...)}
+	}
+	if d := l.Timeout.D(); d < 100*time.Millisecond || d > time.Minute {
+		return fe("locate.timeout", "must be 100ms to 1m, got %s", l.Timeout)
+	}
+	if l.Refresh.D() < 10*time.Second {
+		return fe("locate.refresh", "must be at least 10s, got %s", l.Refresh)
+	}
+	names := map[string]int{}
+	for i, s := range l.Switches {
+		key := fmt.Sprintf("locate.switches[%d]", i)
+		if strings.TrimSpace(s.Name) == "" {
+			return fe(key+".name", "missing switch name (e.g. core)")
+		}
+		if len(s.Name) > 64 || strings.ContainsFunc(s.Name, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			return fe(key+".name", "must be one line of at most 64 characters")
+		}
+		if j, ok := names[strings.ToLower(s.Name)]; ok {
+			return fe(key+".name", "duplicate switch name %q (also locate.switches[%d])", s.Name, j)
+		}
+		names[strings.ToLower(s.Name)] = i
+		if _, _, err := s.HostPort(); err != nil {
+			return fe(key+".address", "%v", err)
+		}
+		secret := func(k, v string) error {
+			if v == "" {
+				return fe(key+"."+k, "missing (version %s needs it)", s.Version)
+			}
+			if len(v) > 256 || strings.ContainsAny(v, "\r\n\x00") {
+				return fe(key+"."+k, "must be one line of at most 256 characters")
+			}
+			return nil
+		}
+		switch s.Version {
+		case "2c":
+			if err := secret("community", s.Community); err != nil {
+				return err
+			}
+			if s.User != "" || s.AuthPass != "" || s.PrivPass != "" || s.Context != "" {
+				return fe(key+".version", "version 2c takes a community; user, auth_pass, priv_pass and context are for version 3")
+			}
+		case "3":
+			if s.Community != "" {
+				return fe(key+".community", "a community is for version 2c; version 3 takes user, auth_pass and priv_pass")
+			}
+			for _, f := range []struct{ k, v string }{{"user", s.User}, {"auth_pass", s.AuthPass}, {"priv_pass", s.PrivPass}} {
+				if err := secret(f.k, f.v); err != nil {
+					return err
+				}
+			}
+			// RFC 3414 section 11.2: passphrases of fewer than 8 octets
+			// are refused by agents (net-snmp, Cisco), and by gosnmp.
+			if len(s.AuthPass) < 8 {
+				return fe(key+".auth_pass", "must be at least 8 characters (RFC 3414)")
+			}
+			if len(s.PrivPass) < 8 {
+				return fe(key+".priv_pass", "must be at least 8 characters (RFC 3414)")
+			}
+			if !knownProto(snmpAuthProtos, s.AuthProto) {
+				return fe(key+".auth_proto", "unknown authentication protocol %q (want %s)", s.AuthProto, strings.Join(snmpAuthProtos, ", "))
+			}
+			if !knownProto(snmpPrivProtos, s.PrivProto) {
+				return fe(key+".priv_proto", "unknown privacy protocol %q (want %s)", s.PrivProto, strings.Join(snmpPrivProtos, ", "))
+			}
+			if len(s.Context) > 32 {
+				return fe(key+".context", "at most 32 characters, got %d", len(s.Context))
+			}
+		case "":
+			return fe(key+".version", "missing version (want 2c or 3)")
+		default:
+			return fe(key+".version", "unknown version %q (want 2c or 3; v1 is not supported)", s.Version)
+		}
+		if s.Version == "2c" && (s.AuthProto != "" || s.PrivProto != "") {
+			return fe(key+".version", "version 2c takes a community; auth_proto and priv_proto are for version 3")
+		}
+		seen := map[int]bool{}
+		for j, v := range s.VLANs {
+			if v < 1 || v > 4094 {
+				return fe(fmt.Sprintf("%s.vlans[%d]", key, j), "VLAN %d out of range 1-4094", v)
+			}
+			if seen[v] {
+				return fe(fmt.Sprintf("%s.vlans[%d]", key, j), "duplicate VLAN %d", v)
+			}
+			seen[v] = true
+		}
+	}
+	return nil
+}

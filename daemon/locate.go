@@ -36,11 +36,9 @@ const (
 	minLookupTimeout = 30 * time.Second
 )
 
-// newSNMPLocator builds the SNMP locator of cfg. The locate package's
-// SNMP implementation (locate.New) is merged separately; until then
-// location stays off. The merge makes this return locate.New(cfg, log).
+// newSNMPLocator builds the SNMP locator of cfg.
 func newSNMPLocator(cfg config.Locate, log *slog.Logger) locate.Locator {
-	return nil
+	return locate.New(cfg, log)
 }
 
 // Alerts sends alerts to the configured channels (*reputation.Alerter).
