@@ -312,3 +312,35 @@ func TestStatusFromBridge(t *testing.T) {
 		t.Errorf("Status = version %q, mode %s, serving %t; want test, monitor, false", s.Version, s.Mode, s.Serving)
 	}
 }
+
+// TestApplyAuditsDiff: the audit entry of a configuration change lists
+// the keys that changed with old and new values, the switches' secrets
+// masked.
+func TestApplyAuditsDiff(t *testing.T) {
+	ctx := context.Background()
+	h := newApplyHarness(t)
+	c := h.changed(t, func(c *config.Config) {
+		toEnforce(c)
+		c.Locate.Switches = []config.Switch{{Name: "access-2", Address: "10.0.0.2", Version: "2c", Community: "s3cret-community"}}
+	})
+	if err := h.d.Apply(ctx, c, "admin", "192.0.2.1"); err != nil {
+		t.Fatalf("Apply = %v", err)
+	}
+	audit, err := h.st.AuditLog(ctx, 1)
+	if err != nil || len(audit) != 1 {
+		t.Fatalf("audit log = %+v, %v; want one entry", audit, err)
+	}
+	d := audit[0].Detail
+	for _, want := range []string{
+		"mode: monitor -> enforce",
+		"relays[0].address: (none) -> 10.10.0.0/16",
+		"locate.switches[0].community: (none) -> " + config.SecretMask,
+	} {
+		if !strings.Contains(d, want) {
+			t.Errorf("audit detail %q lacks %q", d, want)
+		}
+	}
+	if strings.Contains(d, "s3cret") {
+		t.Errorf("audit detail %q shows the switch's community", d)
+	}
+}

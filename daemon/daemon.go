@@ -150,11 +150,12 @@ func (d *daemon) reload(ctx context.Context) {
 		d.log.Error("reload: keeping the running configuration", "err", err)
 		return
 	}
-	if err := d.apply(ctx, c); err != nil {
+	old, err := d.apply(ctx, c)
+	if err != nil {
 		d.log.Error("reload: keeping the running configuration", "err", err)
 		return
 	}
-	d.audit(ctx, "sighup", "", "config.reload", "configuration reloaded from "+d.path)
+	d.audit(ctx, "sighup", "", "config.reload", "configuration reloaded from "+d.path+": "+d.diff(old, c))
 }
 
 // Current returns the running configuration.
@@ -167,14 +168,29 @@ func (d *daemon) Current() *config.Config {
 // Apply validates, applies live, and then saves c atomically. On failure the
 // previous configuration stays in force and on disk.
 func (d *daemon) Apply(ctx context.Context, c *config.Config, actor, remote string) error {
-	if err := d.apply(ctx, c); err != nil {
+	old, err := d.apply(ctx, c)
+	if err != nil {
 		return err
 	}
 	if err := c.Save(d.path); err != nil {
 		return fmt.Errorf("configuration applied but not saved: %w", err)
 	}
-	d.audit(ctx, actor, remote, "config.update", fmt.Sprintf("mode %s, %d relays", c.Mode, len(c.Relays)))
+	d.audit(ctx, actor, remote, "config.update", fmt.Sprintf("mode %s, %d relays: %s", c.Mode, len(c.Relays), d.diff(old, c)))
 	return nil
+}
+
+// auditDiffBytes bounds the diff an audit entry records.
+const auditDiffBytes = 4000
+
+// diff renders what changed from old to c for the audit log, secrets
+// masked.
+func (d *daemon) diff(old, c *config.Config) string {
+	changes, err := config.Diff(old, c)
+	if err != nil {
+		d.log.Error("audit: configuration diff", "err", err)
+		return "diff unavailable"
+	}
+	return config.DiffSummary(changes, auditDiffBytes)
 }
 
 // restartKeys are the settings that only take effect on a restart.
@@ -198,31 +214,32 @@ func restartKeys(old, c *config.Config) error {
 	return nil
 }
 
-// apply puts c in force: the bridge first, then every OnApply hook. A
+// apply puts c in force: the bridge first, then every OnApply hook, and
+// returns the configuration it replaced. A
 // configuration the bridge refuses is rolled back (the bridge re-applies
 // the running one) and the hooks do not run.
-func (d *daemon) apply(ctx context.Context, c *config.Config) error {
+func (d *daemon) apply(ctx context.Context, c *config.Config) (*config.Config, error) {
 	if err := c.Validate(); err != nil {
-		return err
+		return nil, err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	old := d.cfg
 	if err := restartKeys(old, c); err != nil {
-		return err
+		return nil, err
 	}
 	if err := d.br.Apply(ctx, c); err != nil {
 		if rerr := d.br.Apply(ctx, old); rerr != nil {
 			d.log.Error("roll back to the previous configuration", "err", rerr)
 		}
-		return fmt.Errorf("apply configuration: %w", err)
+		return nil, fmt.Errorf("apply configuration: %w", err)
 	}
 	for _, f := range d.onApply {
 		f(c)
 	}
 	d.cfg = c
 	d.log.Info("configuration applied", "mode", c.Mode, "relays", len(c.Relays))
-	return nil
+	return old, nil
 }
 
 func (d *daemon) audit(ctx context.Context, actor, remote, action, detail string) {

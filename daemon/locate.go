@@ -81,6 +81,8 @@ type locService struct {
 	queue   chan locateJob
 	lookups *prometheus.CounterVec
 	drops   prometheus.Counter
+	// offenders counts hosts' first offences (the first alerted).
+	offenders *prometheus.CounterVec
 }
 
 // newLocService returns the service for cfg; newLocator builds the
@@ -95,6 +97,11 @@ func newLocService(log *slog.Logger, st *store.Store, rec event.Recorder, cfg *c
 			Help: "Switch-port lookups of host addresses, by status (found, mac_only, not_found, failed)."}, []string{"status"}),
 		drops: prometheus.NewCounter(prometheus.CounterOpts{Name: "relaygate_locate_queue_drops_total",
 			Help: "Lookups and alerts dropped because the location queue was full."}),
+		offenders: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "relaygate_offender_hosts_total",
+			Help: "Hosts seen offending for the first time since the daemon started, by the kind of that first event (blocked, would_block, refused)."}, []string{"kind"}),
+	}
+	for _, k := range []event.Kind{event.Blocked, event.WouldBlock, event.Refused} {
+		l.offenders.WithLabelValues(string(k))
 	}
 	for _, s := range []locate.Status{locate.Found, locate.MACOnly, locate.NotFound, locate.Failed} {
 		l.lookups.WithLabelValues(string(s))
@@ -105,7 +112,7 @@ func newLocService(log *slog.Logger, st *store.Store, rec event.Recorder, cfg *c
 
 // Collectors returns the service's metrics.
 func (l *locService) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{l.lookups, l.drops}
+	return []prometheus.Collector{l.lookups, l.drops, l.offenders}
 }
 
 // SetConfig applies a new configuration: a new locator when locate.*
@@ -168,6 +175,11 @@ func (l *locService) Observe(e event.Event) {
 	}
 	select {
 	case l.queue <- job:
+		// Counted once queued: a dropped first offence is retried, and
+		// counted, with the host's next event.
+		if job.alert != "" {
+			l.offenders.WithLabelValues(string(job.alert)).Inc()
+		}
 	default:
 		l.drops.Inc()
 		// A later event of the host tries again.

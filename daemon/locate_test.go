@@ -451,3 +451,22 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// TestOffenderHostsCounted: relaygate_offender_hosts_total counts each
+// host's first offence once, by its kind; relays and repeat offences do
+// not count.
+func TestOffenderHostsCounted(t *testing.T) {
+	h := newLocHarness(t, false)
+	pc, printer := netip.MustParseAddr("10.20.0.50"), netip.MustParseAddr("10.20.0.60")
+	for range 3 {
+		h.svc.Observe(blockedBy(pc))
+	}
+	h.svc.Observe(event.Event{Kind: event.WouldBlock, Client: printer})
+	h.svc.Observe(blockedBy(printer))
+	h.svc.Observe(event.Event{Kind: event.Relayed, Client: h.relay, Relay: "mail-relay"})
+	for kind, want := range map[string]float64{"blocked": 1, "would_block": 1, "refused": 0} {
+		if got := counterValue(t, h.svc.offenders.WithLabelValues(kind)); got != want {
+			t.Errorf("relaygate_offender_hosts_total{kind=%q} = %v, want %v", kind, got, want)
+		}
+	}
+}

@@ -9,6 +9,7 @@ declare -A pkg=(
 	[tshark]=tshark [chromium]=chromium [openssl]=openssl [fc-list]=fontconfig
 	[iperf3]=iperf3 [python3]=python3
 	[snmpd]=snmpd [snmpwalk]=snmp [lldpd]=lldpd
+	[prometheus]=prometheus [promtool]=prometheus
 )
 missing=()
 for cmd in "${!pkg[@]}"; do
@@ -28,10 +29,10 @@ export DEBIAN_FRONTEND=noninteractive
 echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
 echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
 apt-get update -qq
-# snmpd and lldpd run only in the lab's switch namespaces: keep the system
-# services they install stopped.
+# snmpd and lldpd run only in the lab's switch namespaces, prometheus only as
+# the integration test's own instance: keep the system services stopped.
 stop_services=
-for s in snmpd lldpd; do command -v "$s" >/dev/null 2>&1 || stop_services="$stop_services $s"; done
+for s in snmpd lldpd prometheus; do command -v "$s" >/dev/null 2>&1 || stop_services="$stop_services $s"; done
 # fonts-noto-cjk: the web UI's Japanese pages in the browser tests' screenshots.
 apt-get install -y -qq --no-install-recommends "${missing[@]}" ca-certificates fonts-noto-cjk >/dev/null
 [ -z "$stop_services" ] || systemctl disable --now $stop_services >/dev/null 2>&1 || true

@@ -49,12 +49,23 @@ func (s *server) getConfig(c *gin.Context) {
 		s.internalError(c, "current config", errors.New("no configuration loaded"))
 		return
 	}
+	etag := s.setConfigETag(c, cfg)
+	if etag == "" {
+		return
+	}
+	if inm := c.GetHeader("If-None-Match"); inm != "" && etagMatches(inm, etag) {
+		c.Status(http.StatusNotModified)
+		return
+	}
 	c.JSON(http.StatusOK, redactSecrets(cfg))
 }
 
 // putConfig answers PUT /api/v1/config: the body (JSON or YAML, the same
 // schema as the file) replaces the configuration. Validation errors are
-// 400 naming the key; on success the answer is the new configuration.
+// 400 naming the key; on success the answer is the new configuration with
+// its ETag. An If-Match that names another version than the running one
+// is 412 and changes nothing; without If-Match (or with "*") the PUT
+// replaces whatever runs, as it did before versions existed.
 //
 // The Content-Type is not checked (curl --data-binary sends a form type):
 // JSON is YAML, so config.Parse reads both. That is safe from cross-site
@@ -81,7 +92,13 @@ func (s *server) putConfig(c *gin.Context) {
 		abortError(c, http.StatusBadRequest, err.Error())
 		return
 	}
-	keepSecrets(cfg, s.config.Current())
+	s.cfgVersion.write.Lock()
+	defer s.cfgVersion.write.Unlock()
+	cur := s.config.Current()
+	if !s.checkIfMatch(c, cur) {
+		return
+	}
+	keepSecrets(cfg, cur)
 	actor, remote := c.GetString(actorKey), remoteAddr(c)
 	// A client that hangs up must not cut an apply short: the manager
 	// would roll back and nobody would learn of it.
@@ -99,6 +116,9 @@ func (s *server) putConfig(c *gin.Context) {
 		return
 	}
 	s.log.Info("config applied", "actor", actor, "remote", remote, "mode", cfg.Mode)
+	if s.setConfigETag(c, s.config.Current()) == "" {
+		return
+	}
 	c.JSON(http.StatusOK, redactSecrets(cfg))
 }
 
@@ -626,6 +646,9 @@ func (s *server) getBackup(c *gin.Context) {
 	cfg := s.config.Current()
 	if cfg == nil {
 		s.internalError(c, "current config", errors.New("no configuration loaded"))
+		return
+	}
+	if s.setConfigETag(c, cfg) == "" {
 		return
 	}
 	secrets := c.Query("secrets") == "1"

@@ -65,6 +65,8 @@ type server struct {
 	hashes    *hashGate
 	templates map[string]*template.Template
 	catalog   map[string]map[string]string
+	// cfgVersion is the running configuration's ETag.
+	cfgVersion configVersion
 }
 
 // NewRouter returns the HTTP handler of the management interface.

@@ -10,7 +10,7 @@ import (
 // passphrases) in what the API and the backup show. The secrets are
 // write-only: a configuration sent back with the mask, or with the field
 // empty, keeps the stored secret of the switch of the same name.
-const SecretMask = "********"
+const SecretMask = config.SecretMask
 
 // redactSecrets returns c with the switches' secrets masked; c is not
 // changed.

@@ -8,6 +8,7 @@
 //	appliance info --config FILE           KEY='VALUE' lines for the image's scripts
 //	appliance health --config FILE         exit 0 when the daemon serves
 //	appliance init-config --ports M,I,O    write the first configuration
+//	appliance config pull|push --url URL --token TOKEN   configuration as code
 //	appliance version
 package main
 
@@ -37,6 +38,8 @@ const usage = `usage:
   appliance info --config FILE
   appliance health --config FILE [--timeout DURATION]
   appliance init-config --ports MANAGEMENT,INSIDE,OUTSIDE [--config FILE] [--data-dir DIR] [--force]
+  appliance config pull --url URL --token TOKEN [--out FILE] [--fingerprint sha256:.. | --ca-file FILE | --insecure]
+  appliance config push --url URL --token TOKEN [--if-match ETAG] [TLS options as pull] FILE
   appliance version
 `
 
@@ -147,6 +150,36 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return errUsage
 		}
 		return boot.InitConfig(*cfgPath, *ports, *dataDir, *force, stdout)
+	case "config":
+		if len(args) < 2 || (args[1] != "pull" && args[1] != "push") {
+			return errUsage
+		}
+		fs := flag.NewFlagSet("config "+args[1], flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		url := fs.String("url", "", "the box's management URL, e.g. https://10.0.0.3:8443")
+		token := fs.String("token", os.Getenv("RELAYGATE_TOKEN"), "API bearer token, admin scope for push (default $RELAYGATE_TOKEN)")
+		fingerprint := fs.String("fingerprint", "", "trust only this server certificate: sha256:AA:BB:... (the System page's SHA-256)")
+		caFile := fs.String("ca-file", "", "trust server certificates signed by this PEM CA")
+		insecure := fs.Bool("insecure", false, "do not check the server certificate")
+		out := fs.String("out", "", "pull: write the YAML here and its version to FILE.etag (default: stdout)")
+		ifMatch := fs.String("if-match", "", "push: the version to replace (default: FILE.etag when present)")
+		if err := fs.Parse(args[2:]); err != nil {
+			return errUsage
+		}
+		r, err := newRemote(*url, *token, *caFile, *fingerprint, *insecure)
+		if err != nil {
+			return err
+		}
+		if args[1] == "pull" {
+			if fs.NArg() > 0 {
+				return errUsage
+			}
+			return configPull(ctx, r, *out, stdout)
+		}
+		if fs.NArg() != 1 {
+			return errUsage
+		}
+		return configPush(ctx, r, fs.Arg(0), *ifMatch, stdout)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "relaygate %s\n", version)
 		return nil
