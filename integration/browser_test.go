@@ -130,52 +130,62 @@ func screenshots(t *testing.T) string {
 	return dir
 }
 
-// checkDashboardInBrowser opens the appliance's dashboard in headless
-// Chromium on the admin host, in English and in Japanese, and checks what
-// it shows against want: the blocked total and its label, the sum the
-// blocked chart drew, the first of the top hosts, and the monitor note.
+// browserSession is headless Chromium on a lab's admin host, logged in to
+// an appliance's web UI.
+type browserSession struct {
+	t       *testing.T
+	ctx     context.Context
+	console func() []string
+	base    string
+	shots   string
+	prefix  string
+}
+
+// shot saves a screenshot of the page as name.
+func (b *browserSession) shot(name string) {
+	b.t.Helper()
+	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		b.t.Errorf("screenshot %s: %v", name, err)
+		return
+	}
+	p := filepath.Join(b.shots, b.prefix+"-"+name+".png")
+	if err := os.WriteFile(p, png, 0o644); err != nil {
+		b.t.Errorf("save screenshot: %v", err)
+		return
+	}
+	b.t.Logf("screenshot %s", p)
+}
+
+// do runs steps within browserStep; on failure it saves a screenshot and
+// ends the test.
+func (b *browserSession) do(what string, steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	sctx, cancel := context.WithTimeout(b.ctx, browserStep)
+	defer cancel()
+	if err := chromedp.Do(sctx, steps...); err != nil {
+		b.shot("failure-" + strings.ReplaceAll(what, " ", "-"))
+		loc, _ := chromedp.Run(b.ctx, chromedp.Location())
+		b.t.Fatalf("browser: %s: %v (at %s)", what, err, loc)
+	}
+}
+
+// openBrowser starts Chromium on l's admin host and logs in to a's web UI.
 // On a fresh appliance it first creates the administrator with the
 // one-time setup token, as an administrator would; otherwise it logs in.
 // Screenshots go to $RELAYGATE_SCREENSHOTS or a temporary directory.
-func checkDashboardInBrowser(t *testing.T, a *lab.Appliance, want browserWant) {
+func openBrowser(t *testing.T, l *lab.Lab, a *lab.Appliance) *browserSession {
 	t.Helper()
 	needChromium(t)
-	l := needLab(t)
-	base := "https://" + lab.Mgmt4 + ":8443"
-	shots := screenshots(t)
-	prefix := strings.ReplaceAll(t.Name(), "/", "_")
 	ctx, console := adminBrowser(t, l)
-	shot := func(name string) {
-		t.Helper()
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Errorf("screenshot %s: %v", name, err)
-			return
-		}
-		p := filepath.Join(shots, prefix+"-"+name+".png")
-		if err := os.WriteFile(p, png, 0o644); err != nil {
-			t.Errorf("save screenshot: %v", err)
-			return
-		}
-		t.Logf("screenshot %s", p)
-	}
-	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(ctx, browserStep)
-		defer cancel()
-		if err := chromedp.Do(sctx, steps...); err != nil {
-			shot("failure-" + strings.ReplaceAll(what, " ", "-"))
-			loc, _ := chromedp.Run(ctx, chromedp.Location())
-			t.Fatalf("browser: %s: %v (at %s)", what, err, loc)
-		}
-	}
+	b := &browserSession{t: t, ctx: ctx, console: console, base: "https://" + lab.Mgmt4 + ":8443",
+		shots: screenshots(t), prefix: strings.ReplaceAll(t.Name(), "/", "_")}
 	CSS := func(s string) chromedp.CSS { return chromedp.CSS(s) }
-
 	token, err := os.ReadFile(filepath.Join(a.DataDir, webui.SetupTokenFile))
 	switch {
 	case err == nil:
-		do("first-start setup",
-			chromedp.Navigate(base+"/?lang=en"),
+		b.do("first-start setup",
+			chromedp.Navigate(b.base+"/?lang=en"),
 			chromedp.WaitVisible(CSS(`input[name=token]`)),
 			chromedp.SendKeys(CSS(`input[name=token]`), strings.TrimSpace(string(token))),
 			chromedp.SetValue(CSS(`input[name=username]`), browserAdmin),
@@ -188,8 +198,8 @@ func checkDashboardInBrowser(t *testing.T, a *lab.Appliance, want browserWant) {
 			t.Errorf("setup token file still there after setup in the browser: %v", err)
 		}
 	case errors.Is(err, os.ErrNotExist):
-		do("log in",
-			chromedp.Navigate(base+"/login?lang=en"),
+		b.do("log in",
+			chromedp.Navigate(b.base+"/login?lang=en"),
 			chromedp.WaitVisible(CSS(`input[name=password]`)),
 			chromedp.SetValue(CSS(`input[name=username]`), browserAdmin),
 			chromedp.SendKeys(CSS(`input[name=password]`), browserPassword),
@@ -199,6 +209,18 @@ func checkDashboardInBrowser(t *testing.T, a *lab.Appliance, want browserWant) {
 	default:
 		t.Fatal(err)
 	}
+	return b
+}
+
+// checkDashboardInBrowser opens the appliance's dashboard in headless
+// Chromium on the admin host, in English and in Japanese, and checks what
+// it shows against want: the blocked total and its label, the sum the
+// blocked chart drew, the first of the top hosts, and the monitor note.
+func checkDashboardInBrowser(t *testing.T, a *lab.Appliance, want browserWant) {
+	t.Helper()
+	b := openBrowser(t, needLab(t), a)
+	ctx, base, do, shot, console := b.ctx, b.base, b.do, b.shot, b.console
+	CSS := func(s string) chromedp.CSS { return chromedp.CSS(s) }
 
 	for _, lang := range dashboardLabels {
 		do("dashboard in "+lang.lang,

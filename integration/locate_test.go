@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/relaygate/relaygate/event"
 	"github.com/relaygate/relaygate/internal/testutil/lab"
 	"github.com/relaygate/relaygate/locate"
@@ -276,6 +278,41 @@ func blockPC(t *testing.T, l *lab.Lab, a *lab.Appliance, addr string) time.Durat
 	return took
 }
 
+// whereView is what the host card's Where section shows.
+type whereView struct {
+	Switch string   `json:"switch"`
+	Port   string   `json:"port"`
+	Desc   string   `json:"desc"`
+	MAC    string   `json:"mac"`
+	Same   []string `json:"same"`
+}
+
+// checkWhereInBrowser opens the IPv4 host card in the browser and reads
+// its Where section: the access switch, the PC's port and description, its
+// MAC, and the PC's IPv6 address as the same machine. The screenshot is the
+// one the documentation shows.
+func checkWhereInBrowser(t *testing.T, l *lab.Lab, a *lab.Appliance) {
+	t.Helper()
+	b := openBrowser(t, l, a)
+	b.do("host card", chromedp.Navigate(b.base+"/hosts/"+lab.PC4+"?lang=en"), chromedp.WaitVisible(chromedp.CSS(`#where-switch`)))
+	v, err := chromedp.Run(b.ctx, chromedp.Evaluate[whereView](`(() => {
+		const q = s => { const e = document.querySelector(s); return e ? e.textContent.trim() : ''; };
+		return {switch: q('#where-switch'), port: q('#where-port'), desc: q('#where-desc'), mac: q('#where-mac'),
+			same: Array.from(document.querySelectorAll('#same-machine a')).map(a => a.textContent.trim())};
+	})()`))
+	if err != nil {
+		t.Fatalf("read the host card: %v", err)
+	}
+	b.shot("host-where")
+	want := whereView{Switch: lab.AccessSwitch, Port: lab.PCPort, Desc: lab.PCPortAlias, MAC: lab.PCMAC, Same: []string{lab.PC6}}
+	if fmt.Sprint(v) != fmt.Sprint(want) {
+		t.Errorf("host card of %s shows Where %+v, want %+v", lab.PC4, v, want)
+	}
+	for _, m := range b.console() {
+		t.Errorf("browser console: %s", m)
+	}
+}
+
 // TestLocateHost blocks the PC in the switch lab, over IPv4 and IPv6, and
 // expects the host card to name the access switch, the PC's port and its
 // description, and the PC's MAC, asked over v2c and over v3 authPriv; and
@@ -304,6 +341,9 @@ func TestLocateHost(t *testing.T) {
 				if loc.SeenAt.IsZero() {
 					t.Errorf("location of %s: seen_at is zero (%+v)", addr, loc)
 				}
+			}
+			if version == "2c" {
+				checkWhereInBrowser(t, l, a)
 			}
 		})
 	}
