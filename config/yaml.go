@@ -16,9 +16,19 @@ import (
 // keys, sets defaults and validates. Errors are one line and name the key
 // and, where known, the line.
 func Parse(data []byte) (*Config, error) {
+	return ParseWith(data, nil)
+}
+
+// ParseWith is Parse with prepare run on the configuration as written,
+// before defaults and validation: e.g. to fill in write-only secrets that a
+// client sent back masked or empty.
+func ParseWith(data []byte, prepare func(*Config)) (*Config, error) {
 	c, doc, err := decode(data)
 	if err != nil {
 		return nil, err
+	}
+	if prepare != nil {
+		prepare(c)
 	}
 	c.setDefaults()
 	if err := c.Validate(); err != nil {

@@ -87,18 +87,17 @@ func (s *server) putConfig(c *gin.Context) {
 		abortError(c, http.StatusBadRequest, fmt.Sprintf("read body: %v", err))
 		return
 	}
-	cfg, err := config.Parse(body)
-	if err != nil {
-		abortError(c, http.StatusBadRequest, err.Error())
-		return
-	}
 	s.cfgVersion.write.Lock()
 	defer s.cfgVersion.write.Unlock()
 	cur := s.config.Current()
 	if !s.checkIfMatch(c, cur) {
 		return
 	}
-	keepSecrets(cfg, cur)
+	cfg, err := config.ParseWith(body, func(c *config.Config) { keepSecrets(c, cur) })
+	if err != nil {
+		abortError(c, http.StatusBadRequest, err.Error())
+		return
+	}
 	actor, remote := c.GetString(actorKey), remoteAddr(c)
 	// A client that hangs up must not cut an apply short: the manager
 	// would roll back and nobody would learn of it.
@@ -673,11 +672,11 @@ func (s *server) getBackup(c *gin.Context) {
 // restore validates and applies an uploaded configuration. It returns the
 // HTTP status and, on failure, the message.
 func (s *server) restore(c *gin.Context, body []byte) (int, string) {
-	cfg, err := config.Parse(body)
+	cur := s.config.Current()
+	cfg, err := config.ParseWith(body, func(c *config.Config) { keepSecrets(c, cur) })
 	if err != nil {
 		return http.StatusBadRequest, err.Error()
 	}
-	keepSecrets(cfg, s.config.Current())
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), applyTimeout)
 	defer cancel()
 	if err := s.config.Apply(ctx, cfg, c.GetString(actorKey), remoteAddr(c)); err != nil {
