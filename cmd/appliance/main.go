@@ -8,6 +8,8 @@
 //	appliance info --config FILE           KEY='VALUE' lines for the image's scripts
 //	appliance health --config FILE         exit 0 when the daemon serves
 //	appliance init-config --ports M,I,O    write the first configuration
+//	appliance update apply FILE            install a signed update bundle (console)
+//	appliance update keygen|pubkey|sign    update signing keys and signatures
 //	appliance version
 package main
 
@@ -24,6 +26,7 @@ import (
 
 	"github.com/relaygate/relaygate/boot"
 	"github.com/relaygate/relaygate/daemon"
+	"github.com/relaygate/relaygate/update"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -37,6 +40,10 @@ const usage = `usage:
   appliance info --config FILE
   appliance health --config FILE [--timeout DURATION]
   appliance init-config --ports MANAGEMENT,INSIDE,OUTSIDE [--config FILE] [--data-dir DIR] [--force]
+  appliance update apply [--sha256 HEX] [--force-downgrade] BUNDLE
+  appliance update keygen --secret FILE --public FILE
+  appliance update pubkey --key SECRET
+  appliance update sign --key SECRET [--out FILE] MANIFEST
   appliance version
 `
 
@@ -145,6 +152,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return errUsage
 		}
 		return boot.InitConfig(*cfgPath, *ports, *dataDir, *force, stdout)
+	case "update":
+		return updateCommand(ctx, args[1:], stdout, stderr, update.New)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "relaygate %s\n", version)
 		return nil
