@@ -201,7 +201,7 @@ func (k *SecretKey) MarshalSecret(comment string) []byte {
 	p := make([]byte, 0, secKeyLen)
 	p = append(p, sigAlg...)
 	p = append(p, kdfAlg...)
-	p = append(p, 0, 0, 0, 0)         // kdf rounds: none
+	p = append(p, 0, 0, 0, 0)          // kdf rounds: none
 	p = append(p, make([]byte, 16)...) // salt, unused without a passphrase
 	sum := sha512.Sum512(k.Key)
 	p = append(p, sum[:8]...)
