@@ -131,10 +131,12 @@ type Stats struct {
 	// QueueDrops: frames dropped because the decoder fell behind.
 	QueueDrops uint64 `json:"queue_drops"`
 	// FlowDrops: new flows not tracked because the flow table was full.
-	FlowDrops   uint64 `json:"flow_drops"`
-	DecodeErrs  uint64 `json:"decode_errors"`
-	FlowsActive int64  `json:"flows_active"`
-	FlowsTotal  int64  `json:"flows_total"`
+	FlowDrops  uint64 `json:"flow_drops"`
+	DecodeErrs uint64 `json:"decode_errors"`
+	// DecodePanics: frames skipped because decoding them panicked.
+	DecodePanics uint64 `json:"decode_panics"`
+	FlowsActive  int64  `json:"flows_active"`
+	FlowsTotal   int64  `json:"flows_total"`
 	// Messages counts messages attempted (end of DATA, BDAT LAST).
 	Messages       uint64 `json:"messages"`
 	WouldBlock     uint64 `json:"would_block"`
@@ -151,6 +153,7 @@ func (in *Inspector) Stats() Stats {
 		QueueDrops:     in.st.queueDrops.Load(),
 		FlowDrops:      in.st.flowDrops.Load(),
 		DecodeErrs:     in.st.decodeErr.Load(),
+		DecodePanics:   in.st.decodePanics.Load(),
 		FlowsActive:    in.st.flowsActive.Load(),
 		FlowsTotal:     in.st.flowsTotal.Load(),
 		Messages:       in.st.messages.Load(),
@@ -180,17 +183,18 @@ func (in *Inspector) Collectors() []prometheus.Collector {
 		would:    prometheus.NewDesc("relaygate_inspect_would_block_total", "Flows of non-relays reported as would_block.", nil, nil),
 		enc:      prometheus.NewDesc("relaygate_inspect_encrypted_flows_total", "SMTP flows that switched to TLS.", nil, nil),
 		evBytes:  prometheus.NewDesc("relaygate_inspect_evidence_bytes", "Disk used by pcap evidence.", nil, nil),
+		panics:   prometheus.NewDesc("relaygate_inspect_decode_panics_total", "Frames skipped because decoding them panicked (recovered).", nil, nil),
 	}}
 }
 
 type collector struct {
 	in                                                         *Inspector
 	packets, bytes, drops, active, flows, messages, would, enc *prometheus.Desc
-	evBytes                                                    *prometheus.Desc
+	evBytes, panics                                            *prometheus.Desc
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.drops, c.active, c.flows, c.messages, c.would, c.enc, c.evBytes} {
+	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.drops, c.active, c.flows, c.messages, c.would, c.enc, c.evBytes, c.panics} {
 		ch <- d
 	}
 }
@@ -209,4 +213,5 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.would, ct, float64(s.WouldBlock))
 	ch <- prometheus.MustNewConstMetric(c.enc, ct, float64(s.EncryptedFlows))
 	ch <- prometheus.MustNewConstMetric(c.evBytes, g, float64(s.EvidenceBytes))
+	ch <- prometheus.MustNewConstMetric(c.panics, ct, float64(s.DecodePanics))
 }
