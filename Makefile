@@ -78,10 +78,11 @@ clean:
 
 .PHONY: image image-test test-image
 
-## image: the bootable appliance disk (raw, qcow2) and update bundle in dist/ (root; see image/build.sh)
+## image: the bootable appliance disk (raw, qcow2) and update bundle in dist/ (root; see image/build.sh);
+## SIGNING_KEY=FILE signs the update bundle with your key (default: a throwaway test key; docs/image.md)
 image: build
-	VERSION=$(VERSION) bash image/build.sh
+	VERSION=$(VERSION) SIGNING_KEY=$(SIGNING_KEY) bash image/build.sh
 
 ## image-test: boot the qcow2 in QEMU between namespace hosts and check it (root; after make image)
 image-test: labtools
-	VERSION=$(VERSION) GO=$(GO) bash image/test/image-test.sh
+	VERSION=$(VERSION) GO=$(GO) SIGNING_KEY=$(SIGNING_KEY) bash image/test/image-test.sh

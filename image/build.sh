@@ -7,6 +7,9 @@
 #   relaygate-VERSION-amd64.update.tar.gz        update bundle (root fs + UKIs + manifest;
 #                                                format in update/bundle.go)
 #   relaygate-VERSION-amd64.update.tar.gz.sha256
+#   relaygate-VERSION-amd64.update.pub          the public key(s) the image trusts for
+#                                                updates (signify format), to check
+#                                                bundles by hand
 #
 # Disk layout (GPT): esp (FAT32, systemd-boot + UKIs), root-a and root-b
 # (erofs, read-only, A/B slots), data (ext4, label "data", mounted at
@@ -20,13 +23,20 @@
 # mirror apt uses), BIN (the appliance binary, default bin/appliance), DIST
 # (output directory, default dist/), BUNDLE_ONLY=1 (only the update bundle
 # and its checksum: no disk images; the image test builds its second
-# version this way).
+# version this way), SIGNING_KEY (signify secret key without a passphrase
+# that signs the update bundle; its public key is built into the image as
+# /usr/share/relaygate/update.pub; default: a throwaway test key generated
+# once in .cache/image/, with a warning: never ship that), EXTRA_UPDATE_KEYS
+# (a file of further public keys the image trusts, for key rotation),
+# BUILD_EPOCH (the anti-rollback counter in the manifest and os-release;
+# default SOURCE_DATE_EPOCH, else the current time).
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 VERSION=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo dev)}
 BIN=${BIN:-bin/appliance}
+BUILD_EPOCH=${BUILD_EPOCH:-${SOURCE_DATE_EPOCH:-$(date +%s)}}
 cache=$top/.cache/image
 dist=${DIST:-$top/dist}
 start_time=$(date +%s)
@@ -34,6 +44,33 @@ log() { echo "image: [$(($(date +%s) - start_time))s] $*"; }
 
 [ "$(id -u)" = 0 ] || { echo "image/build.sh: must run as root (debootstrap, chroot)" >&2; exit 1; }
 [ -x "$BIN" ] || { echo "image/build.sh: $BIN missing (make build)" >&2; exit 1; }
+case $BUILD_EPOCH in '' | *[!0-9]*) echo "image/build.sh: BUILD_EPOCH=$BUILD_EPOCH: want seconds since 1970" >&2; exit 1 ;; esac
+
+mkdir -p "$cache"
+# The key that signs the update bundle. Without one (CI, a developer's
+# build), a throwaway key made once in the build cache: bundles signed with
+# it install only on images built here.
+if [ -z "${SIGNING_KEY:-}" ]; then
+	SIGNING_KEY=$cache/test-signing.sec
+	if [ ! -e "$SIGNING_KEY" ]; then
+		"$BIN" update keygen --secret "$SIGNING_KEY" --public "$cache/test-signing.pub" >/dev/null
+	fi
+	cat >&2 <<WARN
+image: ************************************************************************
+image: WARNING: no SIGNING_KEY given: signing with the TEST key
+image:   $SIGNING_KEY
+image: This image accepts only updates signed with that throwaway key. For an
+image: image you ship, make your own key (docs/image.md) and build with
+image:   make image SIGNING_KEY=/path/to/relaygate-update.sec
+image: ************************************************************************
+WARN
+fi
+[ -r "$SIGNING_KEY" ] || { echo "image/build.sh: SIGNING_KEY=$SIGNING_KEY: not readable" >&2; exit 1; }
+pubkeys=$cache/update.pub.$$
+"$BIN" update pubkey --key "$SIGNING_KEY" >"$pubkeys" || { echo "image/build.sh: SIGNING_KEY=$SIGNING_KEY: not a signify secret key without a passphrase" >&2; exit 1; }
+if [ -n "${EXTRA_UPDATE_KEYS:-}" ]; then
+	cat "$EXTRA_UPDATE_KEYS" >>"$pubkeys"
+fi
 
 # The Debian mirror apt uses here (deb822 or one-line sources), else deb.debian.org.
 default_mirror() {
@@ -75,13 +112,15 @@ fi
 work=$cache/work
 rm -rf "$work"
 mkdir -p "$work" "$dist"
-trap 'rm -rf "$work"' EXIT
+trap 'rm -rf "$work" "$pubkeys"' EXIT
 root=$work/root
 cp -a "$base" "$root"
 cp -a image/rootfs/. "$root/"
 install -m 0755 "$BIN" "$root/usr/bin/appliance"
-mkdir -p "$root/efi" "$root/var/lib/relaygate"
+mkdir -p "$root/efi" "$root/var/lib/relaygate" "$root/usr/share/relaygate"
 chmod 0700 "$root/var/lib/relaygate"
+# The keys whose signatures the updater accepts (update/signify.go).
+install -m 0644 "$pubkeys" "$root/usr/share/relaygate/update.pub"
 
 kver=$(basename "$(ls -d "$root"/lib/modules/*)")
 
@@ -95,6 +134,7 @@ ID_LIKE=debian
 VERSION_ID="12"
 IMAGE_ID=relaygate
 IMAGE_VERSION="$VERSION"
+RELAYGATE_BUILD_EPOCH="$BUILD_EPOCH"
 HOME_URL="https://github.com/relaygate/relaygate"
 OSREL
 ln -sf ../usr/lib/os-release "$root/etc/os-release"
@@ -208,10 +248,11 @@ GPT
 		qemu-img convert -c -O qcow2 "$img" "$qcow"
 fi
 
-# Update bundle: a gzip tar of manifest (first), root.erofs and one UKI per
-# slot, with the sha256 of each file in the manifest and of the whole bundle
-# beside it (format: update/bundle.go; gzip because the appliance reads it
-# with Go's standard library; the contents are compressed already).
+# Update bundle: a gzip tar of manifest (first), its signature, root.erofs
+# and one UKI per slot, with the sha256 of each file in the manifest and of
+# the whole bundle beside it (format: update/bundle.go; gzip because the
+# appliance reads it with Go's standard library; the contents are
+# compressed already).
 log "stage 2: update bundle"
 b=$work/bundle
 mkdir -p "$b"
@@ -221,17 +262,20 @@ cp "$work/uki-b.efi" "$b/uki-b.efi"
 {
 	echo "format=relaygate-update-1"
 	echo "version=$VERSION"
+	echo "build_epoch=$BUILD_EPOCH"
 	echo "arch=amd64"
 	(cd "$b" && sha256sum root.erofs uki-a.efi uki-b.efi | awk '{print "sha256:" $2 "=" $1}')
 } >"$b/manifest"
 bundle=$dist/relaygate-$VERSION-amd64.update.tar.gz
 rm -f "$dist"/relaygate-"$VERSION"-amd64.update.*
-tar -C "$b" --owner=0 --group=0 --numeric-owner -cf - manifest root.erofs uki-a.efi uki-b.efi | gzip -6 >"$bundle"
+"$BIN" update sign --key "$SIGNING_KEY" --out "$b/manifest.sig" "$b/manifest"
+tar -C "$b" --owner=0 --group=0 --numeric-owner -cf - manifest manifest.sig root.erofs uki-a.efi uki-b.efi | gzip -6 >"$bundle"
 (cd "$dist" && sha256sum "${bundle##*/}" >"${bundle##*/}.sha256")
+install -m 0644 "$pubkeys" "${bundle%.tar.gz}.pub"
 
-log "done, version $VERSION:"
+log "done, version $VERSION (build_epoch $BUILD_EPOCH, bundle signed with $SIGNING_KEY):"
 if [ "${BUNDLE_ONLY:-0}" != 1 ]; then
-	ls -l "$img" "$qcow" "$bundle" "$bundle.sha256" | awk '{printf "  %6d MiB  %s\n", $5/1048576, $9}'
+	ls -l "$img" "$qcow" "$bundle" "$bundle.sha256" "${bundle%.tar.gz}.pub" | awk '{printf "  %6d MiB  %s\n", $5/1048576, $9}'
 	echo "  raw image allocated: $(du -m "$img" | cut -f1) MiB; root fs: $((rootfs_bytes / 1048576)) MiB"
 else
 	ls -l "$bundle" "$bundle.sha256" | awk '{printf "  %6d MiB  %s\n", $5/1048576, $9}'

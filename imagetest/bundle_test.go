@@ -3,8 +3,11 @@
 package imagetest
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -16,10 +19,12 @@ import (
 
 // TestBundleApplies feeds the bundle built by image/build.sh
 // (RELAYGATE_BUNDLE=dist/relaygate-V-amd64.update.tar.gz, with its .sha256
-// beside it) to the appliance's updater, with files standing in for the
-// partitions and the ESP: the shell-built format and the Go reader agree,
-// the published digest verifies, and slot b receives the root file system
-// and slot b's kernel image.
+// and the image's public key, relaygate-V-amd64.update.pub, beside it) to
+// the appliance's updater, with files standing in for the partitions and
+// the ESP: the shell-built format and the Go reader agree, the signature
+// and the published digest verify, and slot b receives the root file
+// system and slot b's kernel image. The same bundle without its signature
+// is refused before anything is written.
 func TestBundleApplies(t *testing.T) {
 	path := os.Getenv("RELAYGATE_BUNDLE")
 	if path == "" {
@@ -37,7 +42,13 @@ func TestBundleApplies(t *testing.T) {
 		PartitionDir: filepath.Join(dir, "by-partlabel"),
 		ESP:          filepath.Join(dir, "efi"),
 		Arch:         "amd64",
+		KeyFile:      strings.TrimSuffix(path, ".tar.gz") + ".pub",
+		OSRelease:    filepath.Join(dir, "os-release"),
 		Tries:        3,
+	}
+	// An image older than any bundle.
+	if err := os.WriteFile(u.OSRelease, []byte("IMAGE_ID=relaygate\nRELAYGATE_BUILD_EPOCH=1\n"), 0o644); err != nil {
+		t.Fatal(err)
 	}
 	var oneshot string
 	u.SetOneShot = func(_ context.Context, id string) error { oneshot = id; return nil }
@@ -65,6 +76,22 @@ func TestBundleApplies(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
+
+	// Without its signature, the real bundle is refused and nothing written.
+	unsigned := withoutSignature(t, f)
+	if _, err := u.Apply(context.Background(), bytes.NewReader(unsigned), ""); !errors.Is(err, update.ErrUnsigned) {
+		t.Fatalf("Apply(unsigned copy of %s): %v, want ErrUnsigned", path, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(u.PartitionDir, "root-b")); err != nil || !bytes.Equal(b[:1<<20], make([]byte, 1<<20)) {
+		t.Fatalf("the refused unsigned bundle wrote slot b (%v)", err)
+	}
+	if des, _ := os.ReadDir(filepath.Join(u.ESP, "EFI", "Linux")); len(des) != 0 {
+		t.Fatalf("the refused unsigned bundle left %d files on the ESP", len(des))
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+
 	res, err := u.Apply(context.Background(), f, want)
 	if err != nil {
 		t.Fatalf("Apply(%s): %v", path, err)
@@ -99,7 +126,7 @@ func TestBundleApplies(t *testing.T) {
 		t.Fatal(err)
 	}
 	u2 := &update.Updater{Cmdline: u.Cmdline, PartitionDir: u.PartitionDir, ESP: filepath.Join(dir, "efi2"),
-		Arch: "amd64", Tries: 3, SetOneShot: u.SetOneShot}
+		Arch: "amd64", KeyFile: u.KeyFile, OSRelease: u.OSRelease, Tries: 3, SetOneShot: u.SetOneShot}
 	if err := os.MkdirAll(filepath.Join(u2.ESP, "EFI", "Linux"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -109,4 +136,43 @@ func TestBundleApplies(t *testing.T) {
 	if des, _ := os.ReadDir(filepath.Join(u2.ESP, "EFI", "Linux")); len(des) != 0 {
 		t.Fatalf("refused bundle left %d files on the ESP", len(des))
 	}
+}
+
+// withoutSignature copies the bundle in r without its manifest.sig.
+func withoutSignature(t *testing.T, r io.Reader) []byte {
+	t.Helper()
+	zr, err := gzip.NewReader(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+	tr, tw := tar.NewReader(zr), tar.NewWriter(zw)
+	sawSig := false
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hdr.Name == update.SigName {
+			sawSig = true
+			continue
+		}
+		if err := tw.WriteHeader(hdr); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.Copy(tw, tr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !sawSig {
+		t.Fatal("the bundle built by image/build.sh has no " + update.SigName)
+	}
+	if err := errors.Join(tw.Close(), zw.Close()); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }

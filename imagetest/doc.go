@@ -3,5 +3,6 @@
 // the appliance's updater to stand-in partitions (the VM itself is updated
 // through its API by image/test/image-test.sh). They build only with the
 // tag imagetest (`make image-test` sets it), so that `go test ./...` leaves
-// them out.
+// them out. One check needs no image and runs in `make test`: the daemon's
+// unit file against `systemd-analyze security` (unit_test.go).
 package imagetest

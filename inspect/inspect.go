@@ -18,6 +18,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -132,6 +133,10 @@ type Inspector struct {
 	ev  *evidence
 
 	st counters
+	// lastPanicLog rate-limits the log of recovered decoder panics.
+	lastPanicLog time.Time
+	// frameHook, when set (tests), sees every frame before it is decoded.
+	frameHook func(data []byte)
 	// sources' statistics (kernel drops), set by Run.
 	srcMu   sync.Mutex
 	sources []StatsSource
@@ -146,6 +151,7 @@ type counters struct {
 	memBytes                        atomic.Int64
 	flowsTotal, flowsActive         atomic.Int64
 	messages, wouldBlock, encrypted atomic.Uint64
+	decodePanics                    atomic.Uint64
 }
 
 // New builds an Inspector for cfg. Call SetConfig on every configuration
@@ -260,10 +266,34 @@ func (in *Inspector) Replay(ctx context.Context, src PacketSource) error {
 }
 
 // Process decodes one frame. data may be reused by the caller afterwards.
+// A panic while decoding (a bug a crafted frame can reach) is recovered:
+// the frame is skipped and counted, and the next one is processed, so one
+// bad frame does not stop inspection.
 func (in *Inspector) Process(data []byte, ci gopacket.CaptureInfo) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
+	defer in.recoverFrame(len(data))
+	if in.frameHook != nil {
+		in.frameHook(data)
+	}
 	in.process(data, ci)
+}
+
+// panicLogEvery bounds the log of recovered decoder panics: a frame that
+// makes the decoder panic may come thousands of times a second.
+const panicLogEvery = time.Minute
+
+func (in *Inspector) recoverFrame(frameBytes int) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	n := in.st.decodePanics.Add(1)
+	if now := in.opts.Now(); in.lastPanicLog.IsZero() || now.Sub(in.lastPanicLog) >= panicLogEvery {
+		in.lastPanicLog = now
+		in.log.Error("decoder panic: frame skipped", "panic", fmt.Sprint(r), "frame_bytes", frameBytes,
+			"decode_panics_total", n, "stack", string(debug.Stack()))
+	}
 }
 
 func (in *Inspector) process(data []byte, ci gopacket.CaptureInfo) {

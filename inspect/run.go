@@ -140,6 +140,8 @@ type Stats struct {
 	MemoryBytes  int64  `json:"memory_bytes"`
 	MemoryBudget int64  `json:"memory_budget"`
 	DecodeErrs   uint64 `json:"decode_errors"`
+	// DecodePanics: frames skipped because decoding them panicked.
+	DecodePanics uint64 `json:"decode_panics"`
 	FlowsActive  int64  `json:"flows_active"`
 	FlowsTotal   int64  `json:"flows_total"`
 	// Messages counts messages attempted (end of DATA, BDAT LAST).
@@ -161,6 +163,7 @@ func (in *Inspector) Stats() Stats {
 		MemoryBytes:    in.st.memBytes.Load(),
 		MemoryBudget:   int64(in.memMax()),
 		DecodeErrs:     in.st.decodeErr.Load(),
+		DecodePanics:   in.st.decodePanics.Load(),
 		FlowsActive:    in.st.flowsActive.Load(),
 		FlowsTotal:     in.st.flowsTotal.Load(),
 		Messages:       in.st.messages.Load(),
@@ -192,17 +195,18 @@ func (in *Inspector) Collectors() []prometheus.Collector {
 		evBytes:  prometheus.NewDesc("relaygate_inspect_evidence_bytes", "Disk used by pcap evidence.", nil, nil),
 		memBytes: prometheus.NewDesc("relaygate_inspect_memory_bytes", "Bytes the tracked SMTP flows hold (reassembly, line buffers, DATA hold, envelopes).", nil, nil),
 		memMax:   prometheus.NewDesc("relaygate_inspect_memory_budget_bytes", "Bound of relaygate_inspect_memory_bytes (inspect.memory_mb).", nil, nil),
+		panics:   prometheus.NewDesc("relaygate_inspect_decode_panics_total", "Frames skipped because decoding them panicked (recovered).", nil, nil),
 	}}
 }
 
 type collector struct {
 	in                                                         *Inspector
 	packets, bytes, drops, active, flows, messages, would, enc *prometheus.Desc
-	evBytes, memBytes, memMax                                  *prometheus.Desc
+	evBytes, memBytes, memMax, panics                          *prometheus.Desc
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.drops, c.active, c.flows, c.messages, c.would, c.enc, c.evBytes, c.memBytes, c.memMax} {
+	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.drops, c.active, c.flows, c.messages, c.would, c.enc, c.evBytes, c.memBytes, c.memMax, c.panics} {
 		ch <- d
 	}
 }
@@ -224,4 +228,5 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.evBytes, g, float64(s.EvidenceBytes))
 	ch <- prometheus.MustNewConstMetric(c.memBytes, g, float64(s.MemoryBytes))
 	ch <- prometheus.MustNewConstMetric(c.memMax, g, float64(s.MemoryBudget))
+	ch <- prometheus.MustNewConstMetric(c.panics, ct, float64(s.DecodePanics))
 }

@@ -15,11 +15,14 @@ const MaxBundleBytes = 640 << 20
 // authentication, e.g. at /api/v1/system/update:
 //
 //	GET  → Status as JSON
-//	POST → the request body is the bundle; its SHA-256 comes from the query
-//	       parameter sha256= or the X-Bundle-SHA256 header. 200 with Result,
-//	       then reboot (when reboot is not nil and ?reboot=0 is not given)
-//	       into the trial boot; 400 for a bad bundle, 409 while another
-//	       update runs.
+//	POST → the request body is the bundle, signed by a key the image
+//	       trusts and newer than the running image (a downgrade is never
+//	       accepted here: only `appliance update apply --force-downgrade`
+//	       on the console can). Its SHA-256, when given as the query
+//	       parameter sha256= or the X-Bundle-SHA256 header, is checked too.
+//	       200 with Result, then reboot (when reboot is not nil and
+//	       ?reboot=0 is not given) into the trial boot; 400 for a bad,
+//	       unsigned or older bundle, 409 while another update runs.
 func (u *Updater) Handler(reboot func() error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.Method {

@@ -2,6 +2,7 @@ package update
 
 import (
 	"archive/tar"
+	"bytes"
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
@@ -14,12 +15,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 )
 
 // ErrBusy is returned while another update is being applied.
 var ErrBusy = errors.New("an update is already in progress")
+
+// ErrNotNewer is returned for a bundle whose build_epoch is not above the
+// running image's (anti-rollback); only Options.ForceDowngrade overrides it.
+var ErrNotNewer = errors.New("downgrade refused")
 
 // Updater writes bundles to the inactive slot. The zero value is not usable;
 // use New (real paths) and override fields in tests.
@@ -32,6 +38,13 @@ type Updater struct {
 	ESP string
 	// Arch must match the bundle's arch.
 	Arch string
+	// KeyFile holds the public keys (signify format) whose signatures make
+	// a bundle acceptable; the image carries it, built in at build time
+	// (/usr/share/relaygate/update.pub).
+	KeyFile string
+	// OSRelease is the running image's os-release, whose
+	// RELAYGATE_BUILD_EPOCH a bundle's build_epoch must exceed.
+	OSRelease string
 	// Tries is systemd-boot's boot counter for a new entry: the trial boots
 	// before it is marked bad. The image uses 1: a trial that fails (or is
 	// cut short) marks the entry bad, so the next boot is the previous
@@ -53,6 +66,8 @@ func New(log *slog.Logger) *Updater {
 		PartitionDir: "/dev/disk/by-partlabel",
 		ESP:          "/efi",
 		Arch:         "amd64",
+		KeyFile:      "/usr/share/relaygate/update.pub",
+		OSRelease:    "/usr/lib/os-release",
 		Tries:        1,
 		SetOneShot:   bootctlOneShot,
 		Log:          log,
@@ -121,22 +136,52 @@ func (u *Updater) entries() ([]Entry, error) {
 	return es, nil
 }
 
-// Apply reads a bundle from r and installs it on the inactive slot: the
+// Options are the checks Install makes beyond the signature.
+type Options struct {
+	// SHA256 is the bundle file's published digest (optional; an extra
+	// check for scripts that pass it, the signature is what counts).
+	SHA256 string
+	// ForceDowngrade accepts a bundle that is not newer than the running
+	// image (build_epoch). Only the console's command line sets it, never
+	// the web UI or the API.
+	ForceDowngrade bool
+}
+
+// Apply installs a bundle as Install does, with the bundle's published
+// SHA-256 as an additional check ("" for none), never as a downgrade.
+func (u *Updater) Apply(ctx context.Context, r io.Reader, wantSHA256 string) (*Result, error) {
+	return u.Install(ctx, r, Options{SHA256: wantSHA256})
+}
+
+// Install reads a bundle from r and installs it on the inactive slot: the
 // root file system onto its partition, its kernel image as a new boot entry
 // with a boot counter (older entries of that slot are removed), and makes
-// the next boot, once, use it. wantSHA256 is the bundle's published digest;
-// nothing becomes bootable unless the bundle matches it and every file
-// matches the manifest. The running slot and the data partition are never
-// written. The caller reboots when it wants the trial boot to happen.
-func (u *Updater) Apply(ctx context.Context, r io.Reader, wantSHA256 string) (*Result, error) {
+// the next boot, once, use it. Before anything is written, the manifest's
+// signature must verify with a trusted key (KeyFile), the bundle must be for
+// this architecture and newer than the running image (unless
+// opts.ForceDowngrade). Nothing becomes bootable unless every file matches
+// the signed manifest (and the whole bundle opts.SHA256, when given). The
+// running slot and the data partition are never written. The caller
+// reboots when it wants the trial boot to happen.
+func (u *Updater) Install(ctx context.Context, r io.Reader, opts Options) (*Result, error) {
 	if !u.mu.TryLock() {
 		return nil, ErrBusy
 	}
 	defer u.mu.Unlock()
 
-	want := strings.ToLower(strings.TrimSpace(wantSHA256))
-	if b, err := hex.DecodeString(want); err != nil || len(b) != sha256.Size {
-		return nil, fmt.Errorf("bundle sha256: want a 64-digit hex SHA-256 digest")
+	want := strings.ToLower(strings.TrimSpace(opts.SHA256))
+	if want != "" {
+		if b, err := hex.DecodeString(want); err != nil || len(b) != sha256.Size {
+			return nil, fmt.Errorf("bundle sha256: want a 64-digit hex SHA-256 digest")
+		}
+	}
+	keys, err := ReadPublicKeys(u.KeyFile)
+	if err != nil {
+		return nil, err
+	}
+	running, err := u.runningEpoch()
+	if err != nil && !opts.ForceDowngrade {
+		return nil, err
 	}
 	cur, err := u.currentSlot()
 	if err != nil {
@@ -153,20 +198,20 @@ func (u *Updater) Apply(ctx context.Context, r io.Reader, wantSHA256 string) (*R
 		return nil, fmt.Errorf("bundle: not gzip: %w", err)
 	}
 	tr := tar.NewReader(zr)
-
-	hdr, err := tr.Next()
-	if err != nil {
-		return nil, fmt.Errorf("bundle: %w", err)
-	}
-	if hdr.Name != ManifestName {
-		return nil, fmt.Errorf("bundle: first entry %q, want %q", hdr.Name, ManifestName)
-	}
-	m, err := ParseManifest(tr)
+	m, err := readSignedManifest(tr, keys)
 	if err != nil {
 		return nil, err
 	}
 	if m.Arch != u.Arch {
 		return nil, fmt.Errorf("bundle is for %s, this appliance is %s", m.Arch, u.Arch)
+	}
+	if m.BuildEpoch <= running {
+		if !opts.ForceDowngrade {
+			return nil, fmt.Errorf("%w: bundle %s (build_epoch %d) is not newer than the running image (build_epoch %d)",
+				ErrNotNewer, m.Version, m.BuildEpoch, running)
+		}
+		u.logger().Warn("installing a bundle that is not newer than the running image (forced)",
+			"version", m.Version, "build_epoch", m.BuildEpoch, "running_build_epoch", running)
 	}
 	log := u.logger().With("version", m.Version, "slot", target)
 	log.Info("applying update bundle")
@@ -215,7 +260,7 @@ func (u *Updater) Apply(ctx context.Context, r io.Reader, wantSHA256 string) (*R
 	if _, err := io.Copy(io.Discard, io.TeeReader(&ctxReader{ctx: ctx, r: r}, whole)); err != nil {
 		return nil, fmt.Errorf("bundle: %w", err)
 	}
-	if sum := hex.EncodeToString(whole.Sum(nil)); sum != want {
+	if sum := hex.EncodeToString(whole.Sum(nil)); want != "" && sum != want {
 		return nil, fmt.Errorf("bundle sha256 %s does not match %s: corrupt or wrong file", sum, want)
 	}
 	for _, f := range []string{RootName, UKIName(target)} {
@@ -248,6 +293,74 @@ func (u *Updater) Apply(ctx context.Context, r io.Reader, wantSHA256 string) (*R
 	}
 	log.Info("update installed; the next boot tries it once", "entry", name)
 	return &Result{Version: m.Version, Slot: target, Entry: name, Previous: cur}, nil
+}
+
+// readSignedManifest reads the bundle's first two entries, the manifest
+// and its signature, and returns the manifest once the signature verifies.
+func readSignedManifest(tr *tar.Reader, keys []PublicKey) (*Manifest, error) {
+	hdr, err := tr.Next()
+	if err != nil {
+		return nil, fmt.Errorf("bundle: %w", err)
+	}
+	if hdr.Name != ManifestName {
+		return nil, fmt.Errorf("bundle: first entry %q, want %q", hdr.Name, ManifestName)
+	}
+	raw, err := readSmall(tr, maxManifest)
+	if err != nil {
+		return nil, fmt.Errorf("bundle: %s: %w", ManifestName, err)
+	}
+	hdr, err = tr.Next()
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("bundle: %w", err)
+	}
+	if err != nil || hdr.Name != SigName {
+		return nil, ErrUnsigned
+	}
+	rawSig, err := readSmall(tr, maxSigFile)
+	if err != nil {
+		return nil, fmt.Errorf("bundle: %s: %w", SigName, err)
+	}
+	sig, err := ParseSignature(rawSig)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadSignature, err)
+	}
+	if err := Verify(keys, raw, sig); err != nil {
+		return nil, err
+	}
+	return ParseManifest(bytes.NewReader(raw))
+}
+
+// maxManifest bounds the manifest, which is held in memory to be verified.
+const maxManifest = 64 << 10
+
+func readSmall(r io.Reader, limit int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("larger than %d bytes", limit)
+	}
+	return b, nil
+}
+
+// runningEpoch is the running image's build epoch (RELAYGATE_BUILD_EPOCH
+// in its os-release).
+func (u *Updater) runningEpoch() (int64, error) {
+	b, err := os.ReadFile(u.OSRelease)
+	if err != nil {
+		return 0, fmt.Errorf("running image's build epoch: %w", err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "RELAYGATE_BUILD_EPOCH="); ok {
+			e, err := strconv.ParseInt(strings.Trim(v, `"'`), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("%s: RELAYGATE_BUILD_EPOCH %q: %w", u.OSRelease, v, err)
+			}
+			return e, nil
+		}
+	}
+	return 0, fmt.Errorf("%s: no RELAYGATE_BUILD_EPOCH: cannot tell whether a bundle is newer", u.OSRelease)
 }
 
 func (u *Updater) logger() *slog.Logger {

@@ -53,16 +53,45 @@ var (
 	ukiB   = []byte("MZ uki root=PARTLABEL=root-b")
 )
 
-func manifest(version, arch string) file {
-	m := &Manifest{Format: Format, Version: version, Arch: arch, SHA256: map[string]string{
+// The fixture's running image has build epoch runningEpoch; bundles made
+// by manifest are newer.
+const (
+	runningEpoch = 1000
+	newerEpoch   = 2000
+)
+
+func manifest(version, arch string) file { return manifestEpoch(version, arch, newerEpoch) }
+
+func manifestEpoch(version, arch string, epoch int64) file {
+	m := &Manifest{Format: Format, Version: version, BuildEpoch: epoch, Arch: arch, SHA256: map[string]string{
 		RootName: hexsum(rootFS), UKIName(SlotA): hexsum(ukiA), UKIName(SlotB): hexsum(ukiB),
 	}}
 	return file{ManifestName, []byte(m.String())}
 }
 
+// Keys: the appliance trusts trustedKey; otherKey is somebody else's.
+var trustedKey, otherKey = mustKeyGen(), mustKeyGen()
+
+func mustKeyGen() *SecretKey {
+	k, err := KeyGen(nil)
+	if err != nil {
+		panic(err)
+	}
+	return k
+}
+
+// sig is manifest m's signature by k.
+func sig(k *SecretKey, m file) file {
+	return file{SigName, k.Sign(m.data, "verify with update.pub")}
+}
+
+// signedBundle is a complete bundle around manifest m, signed by k.
+func signedBundle(t *testing.T, m file, k *SecretKey) ([]byte, string) {
+	return bundle(t, m, sig(k, m), file{RootName, rootFS}, file{UKIName(SlotA), ukiA}, file{UKIName(SlotB), ukiB})
+}
+
 func goodBundle(t *testing.T, version string) ([]byte, string) {
-	return bundle(t, manifest(version, "amd64"), file{RootName, rootFS},
-		file{UKIName(SlotA), ukiA}, file{UKIName(SlotB), ukiB})
+	return signedBundle(t, manifest(version, "amd64"), trustedKey)
 }
 
 // fixture: running slot a (version 1.0), slot b holds an old 0.9 entry.
@@ -74,8 +103,12 @@ func fixture(t *testing.T, cmdline string) (*Updater, *[]string) {
 		PartitionDir: filepath.Join(dir, "by-partlabel"),
 		ESP:          filepath.Join(dir, "efi"),
 		Arch:         "amd64",
+		KeyFile:      filepath.Join(dir, "update.pub"),
+		OSRelease:    filepath.Join(dir, "os-release"),
 		Tries:        3,
 	}
+	must(t, os.WriteFile(u.KeyFile, trustedKey.Public().Marshal("relaygate test key"), 0o644))
+	must(t, os.WriteFile(u.OSRelease, []byte("ID=relaygate\nIMAGE_VERSION=\"1.0\"\nRELAYGATE_BUILD_EPOCH=\"1000\"\n"), 0o644))
 	var oneshots []string
 	u.SetOneShot = func(_ context.Context, id string) error { oneshots = append(oneshots, id); return nil }
 	must(t, os.WriteFile(u.Cmdline, []byte(cmdline+"\n"), 0o644))
@@ -159,17 +192,20 @@ func TestApplyRefuses(t *testing.T) {
 	good, goodSum := goodBundle(t, "1.1")
 	corrupt := slices.Clone(good)
 	corrupt[len(corrupt)/2] ^= 0xff
-	badFile, badFileSum := bundle(t, manifest("1.1", "amd64"), file{RootName, []byte("not the root")},
-		file{UKIName(SlotA), ukiA}, file{UKIName(SlotB), ukiB})
-	arm, armSum := bundle(t, manifest("1.1", "arm64"), file{RootName, rootFS})
-	noMan, noManSum := bundle(t, file{RootName, rootFS}, manifest("1.1", "amd64"))
-	noUKI, noUKISum := bundle(t, manifest("1.1", "amd64"), file{RootName, rootFS}, file{UKIName(SlotA), ukiA})
-	big := bytes.Repeat([]byte{1}, 2<<20)
 	m := manifest("1.1", "amd64")
-	m.data = bytes.Replace(m.data, []byte(hexsum(rootFS)), []byte(hexsum(big)), 1)
-	tooBig, tooBigSum := bundle(t, m, file{RootName, big})
-	evil, evilSum := bundle(t, manifest("../x", "amd64"))
-	extra, extraSum := bundle(t, manifest("1.1", "amd64"), file{"etc/passwd", []byte("x")})
+	badFile, badFileSum := bundle(t, m, sig(trustedKey, m), file{RootName, []byte("not the root")},
+		file{UKIName(SlotA), ukiA}, file{UKIName(SlotB), ukiB})
+	armM := manifest("1.1", "arm64")
+	arm, armSum := bundle(t, armM, sig(trustedKey, armM), file{RootName, rootFS})
+	noMan, noManSum := bundle(t, file{RootName, rootFS}, m, sig(trustedKey, m))
+	noUKI, noUKISum := bundle(t, m, sig(trustedKey, m), file{RootName, rootFS}, file{UKIName(SlotA), ukiA})
+	big := bytes.Repeat([]byte{1}, 2<<20)
+	bigM := manifest("1.1", "amd64")
+	bigM.data = bytes.Replace(bigM.data, []byte(hexsum(rootFS)), []byte(hexsum(big)), 1)
+	tooBig, tooBigSum := bundle(t, bigM, sig(trustedKey, bigM), file{RootName, big})
+	evilM := manifest("../x", "amd64")
+	evil, evilSum := bundle(t, evilM, sig(trustedKey, evilM))
+	extra, extraSum := bundle(t, m, sig(trustedKey, m), file{"etc/passwd", []byte("x")})
 
 	for _, tc := range []struct {
 		name, want string
@@ -177,7 +213,7 @@ func TestApplyRefuses(t *testing.T) {
 		sum        string
 	}{
 		{"wrong digest", "does not match", good, strings.Repeat("0", 64)},
-		{"no digest", "64-digit", good, ""},
+		{"malformed digest", "64-digit", good, "abc"},
 		{"corrupt", "", corrupt, goodSum},
 		{"file vs manifest", "does not match the manifest", badFile, badFileSum},
 		{"arch", "arm64", arm, armSum},

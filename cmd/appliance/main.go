@@ -9,6 +9,8 @@
 //	appliance health --config FILE         exit 0 when the daemon serves
 //	appliance init-config --ports M,I,O    write the first configuration
 //	appliance config pull|push --url URL --token TOKEN   configuration as code
+//	appliance update apply FILE            install a signed update bundle (console)
+//	appliance update keygen|pubkey|sign    update signing keys and signatures
 //	appliance version
 package main
 
@@ -25,6 +27,7 @@ import (
 
 	"github.com/relaygate/relaygate/boot"
 	"github.com/relaygate/relaygate/daemon"
+	"github.com/relaygate/relaygate/update"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -40,6 +43,10 @@ const usage = `usage:
   appliance init-config --ports MANAGEMENT,INSIDE,OUTSIDE [--config FILE] [--data-dir DIR] [--force]
   appliance config pull --url URL --token TOKEN [--out FILE] [--fingerprint sha256:.. | --ca-file FILE | --insecure]
   appliance config push --url URL --token TOKEN [--if-match ETAG] [TLS options as pull] FILE
+  appliance update apply [--sha256 HEX] [--force-downgrade] BUNDLE
+  appliance update keygen --secret FILE --public FILE
+  appliance update pubkey --key SECRET
+  appliance update sign --key SECRET [--out FILE] MANIFEST
   appliance version
 `
 
@@ -180,6 +187,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return errUsage
 		}
 		return configPush(ctx, r, fs.Arg(0), *ifMatch, stdout)
+	case "update":
+		return updateCommand(ctx, args[1:], stdout, stderr, update.New)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "relaygate %s\n", version)
 		return nil

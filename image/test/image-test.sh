@@ -26,17 +26,20 @@
 # Then the A/B update, entirely through the API of the running appliance
 # (AB=0 skips it): the update bundle of a second version is built
 # (image/build.sh with BUNDLE_ONLY=1, from the cached root file system) and
-# uploaded with POST /api/v1/system/update and its SHA-256; the appliance
+# uploaded with POST /api/v1/system/update and its SHA-256 (an unsigned
+# copy of its manifest is refused first and changes nothing); the appliance
 # writes its inactive slot and ESP entry and reboots into a trial boot of
 # slot b, which passes the health check and is blessed, keeping the
 # configuration. Then a deliberately broken bundle (the second version's
-# with a root file system of noise, manifest and checksum consistent) is
+# with a root file system of noise, manifest, signature and checksum
+# consistent) is
 # uploaded the same way: its one trial boot of slot a fails and the
 # appliance comes back on slot b by itself.
 # Last, a power cycle (no shutdown): same version, configuration, address
 # and certificate.
 # Environment: VERSION, IMAGE (qcow2; default dist/relaygate-VERSION-amd64.qcow2),
-# BIN (appliance binary for the second version), AB, KEEP=1 keeps the work directory,
+# BIN (appliance binary for the second version), SIGNING_KEY (the key make image
+# signed with; default its test key in .cache/image), AB, KEEP=1 keeps the work directory,
 # HOLD=1 keeps the VM running for 15 minutes after a failure (to look at it).
 set -euo pipefail
 
@@ -417,22 +420,45 @@ if [ "${AB:-1}" = 1 ]; then
 		fail "build $v2: $(tail -5 "$work/build-$v2.log")"
 	b2=$work/dist/relaygate-$v2-amd64.update.tar.gz
 	# Version 3, broken: version 2's bundle with a root file system of
-	# noise; manifest and published digest match, as after a bad build, so
-	# the appliance accepts it and only the trial boot can tell.
+	# noise; manifest (a newer build_epoch), signature and published digest
+	# match, as after a bad build, so the appliance accepts it and only the
+	# trial boot can tell.
 	b3dir=$work/b3
 	mkdir -p "$b3dir"
 	tar -C "$b3dir" -xzf "$b2"
+	[ -s "$b3dir/manifest.sig" ] || fail "the $v2 bundle is not signed (no manifest.sig)"
 	head -c 8M /dev/urandom >"$b3dir/root.erofs"
-	sed -i -e "s/^version=.*/version=$v3/" \
+	e3=$(($(sed -n 's/^build_epoch=//p' "$b3dir/manifest") + 1))
+	sed -i -e "s/^version=.*/version=$v3/" -e "s/^build_epoch=.*/build_epoch=$e3/" \
 		-e "s/^sha256:root.erofs=.*/sha256:root.erofs=$(sha256sum "$b3dir/root.erofs" | cut -c1-64)/" "$b3dir/manifest"
+	"${BIN:-bin/appliance}" update sign --key "${SIGNING_KEY:-.cache/image/test-signing.sec}" --out "$b3dir/manifest.sig" "$b3dir/manifest" ||
+		fail "signing the $v3 manifest"
 	b3=$work/dist/relaygate-$v3-amd64.update.tar.gz
-	tar -C "$b3dir" -cf - manifest root.erofs uki-a.efi uki-b.efi | gzip -1 >"$b3"
+	tar -C "$b3dir" -cf - manifest manifest.sig root.erofs uki-a.efi uki-b.efi | gzip -1 >"$b3"
 	(cd "$work/dist" && sha256sum "${b3##*/}" >"${b3##*/}.sha256")
 
 	# A damaged upload is refused and changes nothing.
 	code=$(api POST system/update -H "X-Bundle-SHA256: $(cut -d' ' -f1 "$b2.sha256")" \
 		-H 'Content-Type: application/octet-stream' --data-binary "not a bundle")
 	[ "$code" = 400 ] || fail "POST of a damaged bundle: HTTP $code: $(cat "$work/api.json")"
+
+	# An unsigned bundle is refused before anything is written: version 2's
+	# manifest without its signature (its first 64 KiB of root file system
+	# after it: the appliance must stop at the missing signature).
+	update_status || fail "GET /api/v1/system/update: $(cat "$work/api.json")"
+	cp "$work/api.json" "$work/status-before-unsigned.json"
+	ubdir=$work/unsigned
+	mkdir -p "$ubdir"
+	tar -C "$ubdir" -xzf "$b2" manifest
+	head -c 64K /dev/urandom >"$ubdir/root.erofs"
+	tar -C "$ubdir" -cf - manifest root.erofs | gzip -1 >"$work/dist/unsigned.update.tar.gz"
+	code=$(api POST system/update -H 'Content-Type: application/octet-stream' --data-binary @"$work/dist/unsigned.update.tar.gz")
+	[ "$code" = 400 ] && grep -q 'not signed' "$work/api.json" ||
+		fail "POST of an unsigned bundle: HTTP $code: $(cat "$work/api.json")"
+	update_status || fail "GET /api/v1/system/update: $(cat "$work/api.json")"
+	cmp -s "$work/api.json" "$work/status-before-unsigned.json" ||
+		fail "the refused unsigned bundle changed the boot entries: $(cat "$work/api.json")"
+	log "an unsigned bundle was refused (HTTP 400, not signed) and changed nothing"
 
 	log "uploading $v2 through POST /api/v1/system/update ($(du -m "$b2" | cut -f1) MiB)"
 	mark_reboot
