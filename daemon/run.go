@@ -161,6 +161,7 @@ func Run(ctx context.Context, o Options) error {
 	mgmt.Logf = func(format string, args ...any) { log.Error("management address", "err", fmt.Sprintf(format, args...)) }
 	deps.Network = mgmt
 	deps.Neighbors = neighbors
+	deps.Export = exp
 	if d.inspect != nil {
 		deps.Evidence = webEvidence(d.inspect)
 		deps.Inventory = inspectInventory{d.inspect}
