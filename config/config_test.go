@@ -88,6 +88,7 @@ func withDefaults(mode Mode, relays ...Relay) *Config {
 		},
 		Log:    Log{Format: "text", Level: "info"},
 		Locate: Locate{Refresh: Duration(5 * time.Minute), Timeout: Duration(2 * time.Second)},
+		Export: Export{SpoolMB: 64},
 	}
 }
 
@@ -191,6 +192,9 @@ func fullConfig() *Config {
 		Store:  Store{Retention: Duration(720 * time.Hour), MaxEvents: 10, MaxMB: 64, EventsPerSourcePerMinute: -1},
 		Log:    Log{Format: "json", Level: "debug"},
 		Locate: Locate{Refresh: Duration(5 * time.Minute), Timeout: Duration(2 * time.Second)},
+		Export: Export{SpoolMB: 16, Syslog: []ExportCollector{{Name: "siem", Address: "10.0.0.5:6514", Transport: "tls",
+			Format: "json", CAFile: "/etc/relaygate/siem-ca.pem", ServerName: "siem.corp.example",
+			CertFile: "/etc/relaygate/box.pem", KeyFile: "/etc/relaygate/box.key", Facility: "mail", Rate: 50, MaxLineBytes: 4096}}},
 	}
 }
 

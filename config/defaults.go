@@ -42,6 +42,9 @@ const (
 	DefaultLocateTimeout      = 2 * time.Second
 	DefaultSNMPAuthProto      = "SHA-256"
 	DefaultSNMPPrivProto      = "AES"
+	DefaultExportSpoolMB      = 64   // export.spool_mb, per collector
+	DefaultExportRate         = 1000 // export.syslog[].rate, lines per second
+	DefaultExportMaxLineBytes = 2048 // export.syslog[].max_line_bytes
 )
 
 // Default returns a configuration with every default set and no interfaces
@@ -172,6 +175,30 @@ func (c *Config) setDefaults() {
 	}
 	if c.Store.EventsPerSourcePerMinute == 0 {
 		c.Store.EventsPerSourcePerMinute = DefaultEventsPerSource
+	}
+	if c.Export.SpoolMB == 0 {
+		c.Export.SpoolMB = DefaultExportSpoolMB
+	}
+	for i := range c.Export.Syslog {
+		x := &c.Export.Syslog[i]
+		if x.Name == "" {
+			x.Name = x.Address
+		}
+		if x.Transport == "" {
+			x.Transport = "tcp"
+		}
+		if x.Format == "" {
+			x.Format = "rfc5424"
+		}
+		if x.Facility == "" {
+			x.Facility = "local0"
+		}
+		if x.Rate == 0 {
+			x.Rate = DefaultExportRate
+		}
+		if x.MaxLineBytes == 0 {
+			x.MaxLineBytes = DefaultExportMaxLineBytes
+		}
 	}
 	if c.Log.Format == "" {
 		c.Log.Format = "text"

@@ -49,6 +49,48 @@ type Config struct {
 	// Locate asks the LAN's switches, read-only over SNMP, where an
 	// offending host is plugged in.
 	Locate Locate `yaml:"locate" json:"locate"`
+	// Export streams every event and audit entry to syslog collectors.
+	Export Export `yaml:"export" json:"export"`
+}
+
+// Export streams every recorded event and audit entry to syslog
+// collectors (a SIEM), through a bounded on-disk spool per collector.
+type Export struct {
+	// SpoolMB bounds each collector's spool in data_dir/export/<name>/ in
+	// MiB, e.g. 64; when full, the oldest records are dropped and counted.
+	SpoolMB int `yaml:"spool_mb" json:"spool_mb"`
+	// Syslog are the collectors; empty: nothing is exported.
+	Syslog []ExportCollector `yaml:"syslog" json:"syslog"`
+}
+
+// ExportCollector is one syslog collector.
+type ExportCollector struct {
+	// Name names the collector in metrics and its spool directory
+	// (letters, digits, '.', '_', '-'), e.g. siem; default: the address.
+	Name string `yaml:"name" json:"name"`
+	// Address is host:port, e.g. 10.0.0.5:6514.
+	Address string `yaml:"address" json:"address"`
+	// Transport is udp, tcp (RFC 6587 octet counting) or tls (default tcp).
+	Transport string `yaml:"transport" json:"transport"`
+	// Format is rfc5424 (structured data) or json (JSON lines); default rfc5424.
+	Format string `yaml:"format" json:"format"`
+	// CAFile verifies the collector's certificate (tls), e.g.
+	// /etc/relaygate/siem-ca.pem; default: the system's roots.
+	CAFile string `yaml:"ca_file" json:"ca_file"`
+	// ServerName is the name the certificate must carry (tls), e.g.
+	// siem.corp.example; default: the address's host.
+	ServerName string `yaml:"server_name" json:"server_name"`
+	// CertFile and KeyFile are an optional client certificate (tls), PEM.
+	CertFile string `yaml:"cert_file" json:"cert_file"`
+	KeyFile  string `yaml:"key_file" json:"key_file"`
+	// Facility is the syslog facility, e.g. local0 (default).
+	Facility string `yaml:"facility" json:"facility"`
+	// Rate bounds the lines sent per second, e.g. 1000; the rest wait in
+	// the spool.
+	Rate int `yaml:"rate" json:"rate"`
+	// MaxLineBytes bounds one line (framing excluded), at least 480, e.g.
+	// 2048; longer lines are clipped.
+	MaxLineBytes int `yaml:"max_line_bytes" json:"max_line_bytes"`
 }
 
 // Locate configures switch-port location of hosts over SNMP.

@@ -164,6 +164,9 @@ func (c *Config) Validate() error {
 	if err := c.validateLimits(); err != nil {
 		return err
 	}
+	if err := c.validateExport(); err != nil {
+		return err
+	}
 	if err := c.validateInspect(); err != nil {
 		return err
 	}
@@ -555,6 +558,67 @@ func (c *Config) validateLocate() error {
 				return fe(fmt.Sprintf("%s.vlans[%d]", key, j), "duplicate VLAN %d", v)
 			}
 			seen[v] = true
+		}
+	}
+	return nil
+}
+
+// SyslogFacilities maps the names export.syslog[].facility accepts to
+// their RFC 5424 codes.
+var SyslogFacilities = map[string]int{
+	"kern": 0, "user": 1, "mail": 2, "daemon": 3, "auth": 4, "syslog": 5, "lpr": 6, "news": 7,
+	"uucp": 8, "cron": 9, "authpriv": 10, "ftp": 11,
+	"local0": 16, "local1": 17, "local2": 18, "local3": 19, "local4": 20, "local5": 21, "local6": 22, "local7": 23,
+}
+
+// MinExportLineBytes is the least export.syslog[].max_line_bytes: every
+// RFC 5424 receiver must accept 480 octets (RFC 5424 section 6.1).
+const MinExportLineBytes = 480
+
+var collectorNameRE = regexp.MustCompile(`^[A-Za-z0-9._:\[\]-]{1,64}$`)
+
+func (c *Config) validateExport() error {
+	x := c.Export
+	if x.SpoolMB < 1 {
+		return &FieldError{Key: "export.spool_mb", Msg: fmt.Sprintf("must be at least 1, got %d", x.SpoolMB)}
+	}
+	names := map[string]bool{}
+	for i, col := range x.Syslog {
+		key := fmt.Sprintf("export.syslog[%d]", i)
+		if _, _, err := net.SplitHostPort(col.Address); err != nil {
+			return &FieldError{Key: key + ".address", Msg: fmt.Sprintf("want host:port, e.g. 10.0.0.5:6514, got %q", col.Address)}
+		}
+		if !collectorNameRE.MatchString(col.Name) || col.Name == "." || col.Name == ".." {
+			return &FieldError{Key: key + ".name", Msg: fmt.Sprintf("invalid name %q (1-64 letters, digits, '.', '_', '-', ':')", col.Name)}
+		}
+		if names[col.Name] {
+			return &FieldError{Key: key + ".name", Msg: fmt.Sprintf("duplicate collector name %q", col.Name)}
+		}
+		names[col.Name] = true
+		switch col.Transport {
+		case "udp", "tcp", "tls":
+		default:
+			return &FieldError{Key: key + ".transport", Msg: fmt.Sprintf("unknown transport %q (want udp, tcp or tls)", col.Transport)}
+		}
+		switch col.Format {
+		case "rfc5424", "json":
+		default:
+			return &FieldError{Key: key + ".format", Msg: fmt.Sprintf("unknown format %q (want rfc5424 or json)", col.Format)}
+		}
+		if _, ok := SyslogFacilities[col.Facility]; !ok {
+			return &FieldError{Key: key + ".facility", Msg: fmt.Sprintf("unknown facility %q (e.g. local0, daemon, mail)", col.Facility)}
+		}
+		if col.Rate < 1 {
+			return &FieldError{Key: key + ".rate", Msg: fmt.Sprintf("must be at least 1 line per second, got %d", col.Rate)}
+		}
+		if col.MaxLineBytes < MinExportLineBytes || col.MaxLineBytes > 64<<10 {
+			return &FieldError{Key: key + ".max_line_bytes", Msg: fmt.Sprintf("must be between %d and 65536, got %d", MinExportLineBytes, col.MaxLineBytes)}
+		}
+		if col.Transport != "tls" && (col.CAFile != "" || col.ServerName != "" || col.CertFile != "" || col.KeyFile != "") {
+			return &FieldError{Key: key + ".ca_file", Msg: "ca_file, server_name, cert_file and key_file need transport tls"}
+		}
+		if (col.CertFile == "") != (col.KeyFile == "") {
+			return &FieldError{Key: key + ".cert_file", Msg: "cert_file and key_file go together"}
 		}
 	}
 	return nil

@@ -18,6 +18,7 @@ import (
 
 	"github.com/relaygate/relaygate/bridge"
 	"github.com/relaygate/relaygate/config"
+	"github.com/relaygate/relaygate/export"
 	"github.com/relaygate/relaygate/mgmtnet"
 	"github.com/relaygate/relaygate/smtpproxy"
 	"github.com/relaygate/relaygate/store"
@@ -75,10 +76,17 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer st.Close()
 
+	// Every recorded event and audit entry goes to the export spools; the
+	// store's observer only queues it in memory.
+	exp := export.New(log, cfg.DataDir)
+	exp.SetConfig(cfg)
+	st.SetObserver(exp)
+
 	br := bridge.New(log)
 	d := newDaemon(log, path, o.Version, br, st, cfg)
 	d.locate = newLocService(log, st, st, cfg, newSNMPLocator)
 	d.OnApply(d.locate.SetConfig)
+	d.OnApply(exp.SetConfig)
 	d.OnApply(func(c *config.Config) {
 		st.SetLimits(c.Store.Retention.D(), c.Store.MaxEvents)
 		st.SetQuota(int64(c.Store.MaxMB)<<20, c.Store.EventsPerSourcePerMinute)
@@ -113,6 +121,7 @@ func Run(ctx context.Context, o Options) error {
 	reg.MustRegister(d.proxy.Collectors()...)
 	reg.MustRegister(br.Collectors()...)
 	reg.MustRegister(&servingCollector{d: d})
+	reg.MustRegister(exp)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -130,6 +139,7 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("proxy stopped: %w", err)
 	})
 	g.Go(func() error { d.heartbeat(gctx); return nil })
+	g.Go(func() error { exp.Run(gctx); return nil })
 	g.Go(func() error { shed.run(gctx, shedInterval); return nil })
 	d.startReputation(gctx, cfg, reg, g)
 	neighbors := d.startNeighbors(gctx, reg, g)
@@ -151,6 +161,7 @@ func Run(ctx context.Context, o Options) error {
 	mgmt.Logf = func(format string, args ...any) { log.Error("management address", "err", fmt.Sprintf(format, args...)) }
 	deps.Network = mgmt
 	deps.Neighbors = neighbors
+	deps.Export = exp
 	if d.inspect != nil {
 		deps.Evidence = webEvidence(d.inspect)
 		deps.Inventory = inspectInventory{d.inspect}

@@ -26,6 +26,7 @@ func (s *Store) Audit(ctx context.Context, a AuditEntry) error {
 		nanos(a.Time), a.Actor, a.Action, a.Detail, a.Remote); err != nil {
 		return fmt.Errorf("audit %s by %s: %w", a.Action, a.Actor, err)
 	}
+	s.observeAudit(a)
 	return nil
 }
 

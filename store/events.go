@@ -37,6 +37,7 @@ func (s *Store) Record(e event.Event) {
 	if s.holdBack(&e) {
 		return
 	}
+	s.observeEvent(e)
 
 	s.mu.RLock()
 	defer s.mu.RUnlock()

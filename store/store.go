@@ -132,6 +132,8 @@ type Store struct {
 	overBudget atomic.Uint64
 
 	collectors []prometheus.Collector
+	// observer sees every recorded event and audit entry (SetObserver).
+	observer atomic.Pointer[Observer]
 }
 
 var _ event.Recorder = (*Store)(nil)

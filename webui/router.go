@@ -42,6 +42,7 @@ type server struct {
 	system     System
 	inventory  Inventory
 	neighbors  Neighbors
+	export     ExportStatus
 	reputation Reputation
 	alerts     AlertTester
 	update     http.Handler
@@ -88,6 +89,7 @@ type server struct {
 //	GET    /system/update               POST /system/update (firmware bundle)
 //	GET    /system/network              PUT /system/network (management address)
 //	GET    /neighbors (LLDP/CDP neighbours of the bridge ports)
+//	GET    /export (syslog collectors: connected, spool, oldest unsent)
 //	GET    /reputation, /reputation/history?address=&zone=&limit=
 //	POST   /reputation/check, /alerts/test?channel=
 //	GET    /metrics (outside /api/v1, same credentials)
@@ -128,6 +130,7 @@ func NewRouter(d Deps) *gin.Engine {
 	s.admins, s.auditLog, s.tokenAdmin, s.series = d.Admins, d.Audit, d.TokenAdmin, d.Series
 	s.evidence, s.system, s.inventory, s.certs = d.Evidence, d.System, d.Inventory, d.certs
 	s.neighbors = d.Neighbors
+	s.export = d.Export
 	s.reputation, s.alerts, s.update, s.network = d.Reputation, d.Alerts, d.Update, d.Network
 	s.reputationHistory = d.ReputationHistory
 	s.locations, s.locator = d.Locations, d.Locator
@@ -185,6 +188,7 @@ func NewRouter(d Deps) *gin.Engine {
 	s.policyRoutes(ui, api)
 	s.systemRoutes(ui, api)
 	s.neighborRoutes(ui, api)
+	s.exportRoutes(api)
 	s.updateRoutes(ui, api)
 	s.reputationRoutes(ui, api)
 	s.auditRoutes(ui, api)

@@ -272,6 +272,7 @@ func (s *server) systemPage(c *gin.Context, status int, extra gin.H) {
 		"CanUpdate": s.update != nil, "RestoreError": "", "CertError": "", "UpdateError": "", "Cert": nil,
 		"CanNetwork": s.network != nil, "NetworkError": "", "NetworkErrors": map[string]string{}, "NetworkForm": networkForm{Mode: "dhcp"}}
 	data["Neighbors"], data["NeighborError"] = s.neighborRows(s.config.Current()), ""
+	data["Export"] = s.exportRows()
 	if s.certs != nil {
 		data["Cert"] = s.certs.info()
 	}

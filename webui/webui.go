@@ -203,6 +203,9 @@ type Deps struct {
 	// Neighbors is what the bridge ports hear over LLDP/CDP (GET
 	// /api/v1/neighbors, the System page); nil: none heard.
 	Neighbors Neighbors
+	// Export is the export to syslog collectors (GET /api/v1/export, the
+	// System page); nil: none configured.
+	Export ExportStatus
 	// Console receives the one-time setup token line at start (Serve);
 	// nil means os.Stderr.
 	Console io.Writer
