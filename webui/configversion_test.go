@@ -115,6 +115,33 @@ func TestPutConfigIfMatch(t *testing.T) {
 	}
 }
 
+// TestRestoreIfMatch: POST /api/v1/config/restore honours If-Match like
+// PUT /api/v1/config: a stale version gets 412 and restores nothing; the
+// running version restores and answers the new ETag.
+func TestRestoreIfMatch(t *testing.T) {
+	monitor := strings.Replace(testConfigYAML, "mode: enforce", "mode: monitor", 1)
+	h := newHarness(t)
+	before := h.getETag(t)
+	orig := h.config.Current()
+	w := h.doIf(t, "POST", "/api/v1/config/restore", "If-Match", `"stale-version"`, monitor)
+	if w.Code != http.StatusPreconditionFailed {
+		t.Fatalf("restore with a stale If-Match = %d %s, want 412", w.Code, w.Body)
+	}
+	if n := len(h.config.calls()); n != 0 || h.config.Current() != orig {
+		t.Errorf("after 412: Apply called %d times, config changed %v; want nothing", n, h.config.Current() != orig)
+	}
+	w = h.doIf(t, "POST", "/api/v1/config/restore", "If-Match", before, monitor)
+	if w.Code != http.StatusOK {
+		t.Fatalf("restore with the running version = %d %s, want 200", w.Code, w.Body)
+	}
+	if after := w.Header().Get("ETag"); after == "" || after == before || after != h.getETag(t) {
+		t.Errorf("restore answer ETag = %q, want the new running version (was %s)", after, before)
+	}
+	if h.config.Current().Mode != config.Monitor {
+		t.Errorf("mode = %s after restore, want monitor", h.config.Current().Mode)
+	}
+}
+
 // TestPolicyFormStalesETag: a change made on the policy page is a new
 // version, so a PUT prepared before it gets 412.
 func TestPolicyFormStalesETag(t *testing.T) {

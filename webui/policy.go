@@ -121,8 +121,8 @@ func (s *server) putConfig(c *gin.Context) {
 	c.JSON(http.StatusOK, redactSecrets(cfg))
 }
 
-// apiRestore answers POST /api/v1/config/restore: like PUT /api/v1/config,
-// recorded in the audit log as a restore.
+// apiRestore answers POST /api/v1/config/restore: like PUT /api/v1/config
+// (If-Match included), recorded in the audit log as a restore.
 func (s *server) apiRestore(c *gin.Context) {
 	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, MaxConfigBytes))
 	if err != nil {
@@ -134,11 +134,20 @@ func (s *server) apiRestore(c *gin.Context) {
 		abortError(c, http.StatusBadRequest, fmt.Sprintf("read body: %v", err))
 		return
 	}
+	s.cfgVersion.write.Lock()
+	defer s.cfgVersion.write.Unlock()
+	if !s.checkIfMatch(c, s.config.Current()) {
+		return
+	}
 	if status, msg := s.restore(c, body); msg != "" {
 		abortError(c, status, msg)
 		return
 	}
-	c.JSON(http.StatusOK, redactSecrets(s.config.Current()))
+	cur := s.config.Current()
+	if s.setConfigETag(c, cur) == "" {
+		return
+	}
+	c.JSON(http.StatusOK, redactSecrets(cur))
 }
 
 // modePreviewResponse is the answer of GET /api/v1/mode-preview.
