@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian packages that the lab, the demo and the integration
-# tests use, when they are missing. Needs root to install; without root it
+# Installs the Debian packages that the lab, the demo, the benchmarks and the
+# integration tests use, when they are missing. Needs root to install; without root it
 # only reports what is missing.
 set -euo pipefail
 declare -A pkg=(
@@ -10,6 +10,7 @@ declare -A pkg=(
 	[iperf3]=iperf3 [python3]=python3
 	[snmpd]=snmpd [snmpwalk]=snmp [lldpd]=lldpd
 	[prometheus]=prometheus [promtool]=prometheus
+	[haproxy]=haproxy
 )
 missing=()
 for cmd in "${!pkg[@]}"; do
@@ -30,9 +31,10 @@ echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-se
 echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
 apt-get update -qq
 # snmpd and lldpd run only in the lab's switch namespaces, prometheus only as
-# the integration test's own instance: keep the system services stopped.
+# the integration test's own instance, haproxy only as the SMTP benchmark's
+# peer in the box namespace: keep the system services stopped.
 stop_services=
-for s in snmpd lldpd prometheus; do command -v "$s" >/dev/null 2>&1 || stop_services="$stop_services $s"; done
+for s in snmpd lldpd prometheus haproxy; do command -v "$s" >/dev/null 2>&1 || stop_services="$stop_services $s"; done
 # fonts-noto-cjk: the web UI's Japanese pages in the browser tests' screenshots.
 apt-get install -y -qq --no-install-recommends "${missing[@]}" ca-certificates fonts-noto-cjk >/dev/null
 [ -z "$stop_services" ] || systemctl disable --now $stop_services >/dev/null 2>&1 || true

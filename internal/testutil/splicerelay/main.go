@@ -16,6 +16,10 @@
 //
 //	splicerelay -config appliance.yaml
 //
+// With -divert-only it installs the same bridge, ruleset and routing and
+// keeps the diversion alive, but listens on nothing: another transparent
+// relay (the benchmark's HAProxy peer) serves the proxy port.
+//
 // SIGINT or SIGTERM stops it and leaves the ruleset in its failure
 // behaviour, as the appliance does; `appliance teardown` removes it.
 package main
@@ -41,17 +45,18 @@ import (
 
 func main() {
 	path := flag.String("config", "", "the appliance's configuration file (enforce mode)")
+	divertOnly := flag.Bool("divert-only", false, "install the data path and keep diverting, but leave the proxy port to another process")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *path, log); err != nil {
+	if err := run(ctx, *path, *divertOnly, log); err != nil {
 		fmt.Fprintln(os.Stderr, "splicerelay:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, path string, log *slog.Logger) error {
+func run(ctx context.Context, path string, divertOnly bool, log *slog.Logger) error {
 	cfg, err := config.Load(path)
 	if err != nil {
 		return err
@@ -68,6 +73,13 @@ func run(ctx context.Context, path string, log *slog.Logger) error {
 			log.Error("stop bridge", "err", err)
 		}
 	}()
+	if divertOnly {
+		if err := br.SetServing(true); err != nil {
+			return fmt.Errorf("start diverting: %w", err)
+		}
+		heartbeat(ctx, br, log)
+		return nil
+	}
 	ln, err := smtpproxy.ListenTransparent(ctx, cfg.Proxy.Port, bridge.ReplyMark)
 	if err != nil {
 		return err
@@ -85,19 +97,8 @@ func run(ctx context.Context, path string, log *slog.Logger) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		t := time.NewTicker(bridge.HeartbeatInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				ln.Close()
-				return
-			case <-t.C:
-				if err := br.Heartbeat(); err != nil {
-					log.Error("heartbeat", "err", err)
-				}
-			}
-		}
+		heartbeat(ctx, br, log)
+		ln.Close()
 	}()
 	for {
 		c, err := ln.Accept()
@@ -119,6 +120,22 @@ func run(ctx context.Context, path string, log *slog.Logger) error {
 	}
 	wg.Wait()
 	return nil
+}
+
+// heartbeat keeps the diversion alive until ctx is done.
+func heartbeat(ctx context.Context, br *bridge.Bridge, log *slog.Logger) {
+	t := time.NewTicker(bridge.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := br.Heartbeat(); err != nil {
+				log.Error("heartbeat", "err", err)
+			}
+		}
+	}
 }
 
 // relay connects onward from the client's address to the original
