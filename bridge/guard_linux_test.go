@@ -9,12 +9,12 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
+	"github.com/relaygate/relaygate/internal/testutil/lockedbuf"
 	"golang.org/x/sys/unix"
 )
 
@@ -171,7 +171,7 @@ func (n *netns) crosses(frame []byte, filter string) bool {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", n.name, "tcpdump", "-i", "out1", "-n", "-c", "1", "-l", filter)
 	var stdout bytes.Buffer
-	stderr := &lockedBuffer{}
+	stderr := &lockedbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = &stdout, stderr
 	if err := cmd.Start(); err != nil {
 		n.t.Fatalf("tcpdump: %v", err)
@@ -221,22 +221,4 @@ func TestInjectChild(t *testing.T) {
 	if err := unix.Sendto(fd, frame, 0, sa); err != nil {
 		t.Fatalf("sendto %s: %v", dev, err)
 	}
-}
-
-// lockedBuffer is a bytes.Buffer safe for a writing command and a reading test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/relaygate/relaygate/internal/testutil/lab"
+	"github.com/relaygate/relaygate/internal/testutil/lockedbuf"
 )
 
 // TestNonSMTPTraffic checks that everything but SMTP crosses the bridge
@@ -174,7 +174,7 @@ func captureWhile(t *testing.T, capHost, capDev, filter, injHost, injDev string,
 	defer cancel()
 	cmd := theLab.Command(ctx, capHost, "tcpdump", "-i", capDev, "-n", "-c", "1", "-l", filter)
 	var stdout bytes.Buffer
-	stderr := &syncBuffer{}
+	stderr := &lockedbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = &stdout, stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -228,22 +228,4 @@ func TestFrameHelper(t *testing.T) {
 	if err := unix.Sendto(fd, frame, 0, sa); err != nil {
 		t.Fatal(fmt.Errorf("sendto %s: %w", ifi.Name, err))
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for one writer and one reader.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -13,35 +13,17 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/gosnmp/gosnmp"
 
 	"github.com/relaygate/relaygate/config"
+	"github.com/relaygate/relaygate/internal/testutil/lockedbuf"
 )
 
 // simUser is an SNMPv3 user of snmpsimd, protocols in its spelling.
 type simUser struct{ name, auth, priv string }
-
-// syncBuffer collects a process's output for a failing test's log.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // startSnmpsim runs Debian's snmpsimd (package snmpsim) on 127.0.0.1
 // with one data file per entry of files: its name is the v2c community
@@ -103,23 +85,7 @@ func startSnmpsim(t *testing.T, files map[string][]row, users []simUser) string 
 			"--v3-priv-key=privpass123", "--v3-priv-proto="+u.priv)
 	}
 	cmd := exec.Command(bin, args...)
-	var out syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("%s: %v", bin, err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		cmd.Wait()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("snmpsimd output:\n%s", tail(out.String(), 4000))
-		}
-	})
+	exited := startAgent(t, cmd)
 
 	// Ready when it answers.
 	host, port, _ := net.SplitHostPort(addr)
@@ -136,11 +102,11 @@ func startSnmpsim(t *testing.T, files map[string][]row, users []simUser) string 
 		}
 		select {
 		case <-exited:
-			t.Fatalf("snmpsimd exited:\n%s", tail(out.String(), 4000))
+			t.Fatal("snmpsimd exited")
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("snmpsimd did not answer on %s within 15s:\n%s", addr, tail(out.String(), 4000))
+			t.Fatalf("snmpsimd did not answer on %s within 15s", addr)
 		}
 	}
 }
@@ -257,4 +223,29 @@ func TestSnmpsim(t *testing.T) {
 			t.Logf("%s in %s: %+v", tt.name, time.Since(start).Round(time.Millisecond), got)
 		})
 	}
+}
+
+// startAgent starts an SNMP agent for the test and kills it when the test
+// ends; a failing test logs the end of the agent's output. The channel is
+// closed when the agent exits.
+func startAgent(t *testing.T, cmd *exec.Cmd) <-chan struct{} {
+	t.Helper()
+	var out lockedbuf.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("%s: %v", cmd.Path, err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+		if t.Failed() {
+			t.Logf("%s output:\n%s", filepath.Base(cmd.Path), tail(out.String(), 4000))
+		}
+	})
+	return exited
 }
