@@ -12,115 +12,93 @@ import (
 // neither forwards them nor treats them as the end, and aborts.
 var errSmuggling = errors.New("end-of-data sequence with a bare CR or LF")
 
-// dataState is where a dataScanner is in a line.
-type dataState uint8
-
-const (
-	atLineStart dataState = iota // at the start of a line
-	inLine                       // within a line
-	afterCR                      // within a line, right after a CR
-	afterCRDot                   // within a line, right after a bare CR and "."
-	afterDot                     // "." at a line start, held back
-	afterDotCR                   // ".\r" at a line start, held back
-)
-
 // dataScanner finds the end of a DATA block (CRLF "." CRLF, RFC 5321
 // section 4.1.1.4) in a stream without changing a byte: dot-stuffing and
-// line ends pass as they are. It holds back at most the two octets of a
-// possible end mark. The first line starts right after the DATA command's
-// CRLF.
+// line ends pass as they are, so what it consumed is forwarded as it is,
+// straight from the reader's buffer.
+//
+// Only a "." right after a CR or an LF can end the message or be part of
+// a smuggling sequence, so the scanner jumps from one "." to the next
+// (bytes.IndexByte) and looks at the two octets before it and the two
+// after it. A base64 attachment holds no "." at all and is passed in one
+// step. A "." too close to the end of the input to be decided is not
+// consumed: the caller offers it again with more input after it. The
+// first line starts right after the DATA command's CRLF.
 type dataScanner struct {
-	st     dataState
-	bareLF bool  // the current line start follows a bare LF
-	size   int64 // octets passed on, the end mark excluded
+	prev [2]byte // the last two octets consumed (prev[1] the last)
+	size int64   // octets consumed, the end mark excluded
+	init bool
 }
 
-// scan consumes p and appends what is to be forwarded to out. It stops
-// after the end mark: done is then true and n says how much of p was
-// consumed (the rest belongs to the next command). The end mark itself is
-// appended to out too. At a smuggling sequence it stops with errSmuggling;
-// out then holds what came before it in p.
-func (d *dataScanner) scan(out, p []byte) (_ []byte, n int, done bool, err error) {
-	pass := func(b []byte) {
-		out = append(out, b...)
-		d.size += int64(len(b))
+// scan consumes a prefix of p that can be forwarded as it is: n octets.
+// done says that the prefix ends with the end mark (the rest of p belongs
+// to the next command). At a smuggling sequence it stops with
+// errSmuggling; n is then the octets before the sequence's ".", which
+// must not be forwarded either: the caller aborts the message. Without
+// done or an error, p[n:] (at most three octets) waits for more input.
+func (d *dataScanner) scan(p []byte) (n int, done bool, err error) {
+	if !d.init {
+		d.prev, d.init = [2]byte{'\r', '\n'}, true
 	}
-	i := 0
-	for i < len(p) {
-		c := p[i]
-		switch d.st {
-		case atLineStart:
-			if c == '.' {
-				d.st = afterDot
-				i++
+	// at returns the octet k positions into p; before p, what was consumed.
+	at := func(k int) byte {
+		if k >= 0 {
+			return p[k]
+		}
+		return d.prev[2+k]
+	}
+	for i := 0; ; {
+		k := bytes.IndexByte(p[i:], '.')
+		if k < 0 {
+			return d.consume(p, len(p)), false, nil
+		}
+		j := i + k
+		i = j + 1
+		b1 := at(j - 1)
+		if b1 != '\r' && b1 != '\n' {
+			continue // a "." within a line
+		}
+		if j+1 >= len(p) {
+			return d.consume(p, j), false, nil
+		}
+		c1 := p[j+1]
+		if b1 == '\r' {
+			// "\r." between a bare CR and a line end.
+			if c1 == '\r' || c1 == '\n' {
+				return d.consume(p, j), false, errSmuggling
+			}
+			continue
+		}
+		// A "." at the start of a line.
+		switch c1 {
+		case '\n':
+			return d.consume(p, j), false, errSmuggling
+		case '\r':
+			if j+2 >= len(p) {
+				return d.consume(p, j), false, nil
+			}
+			if p[j+2] != '\n' {
 				continue
 			}
-			d.st = inLine
-		case inLine:
-			// The bulk of a message: pass everything up to the line's
-			// first CR, or its LF.
-			seg := p[i:]
-			lf := bytes.IndexByte(seg, '\n')
-			end := lf
-			if lf < 0 {
-				end = len(seg)
+			if at(j-2) != '\r' {
+				// The line before ended with a bare LF.
+				return d.consume(p, j), false, errSmuggling
 			}
-			switch cr := bytes.IndexByte(seg[:end], '\r'); {
-			case cr >= 0 && cr == lf-1: // CRLF, the usual line end
-				pass(seg[:lf+1])
-				d.bareLF, d.st = false, atLineStart
-				i += lf + 1
-			case cr >= 0:
-				pass(seg[:cr+1])
-				d.st = afterCR
-				i += cr + 1
-			case lf >= 0:
-				pass(seg[:lf+1])
-				d.bareLF, d.st = true, atLineStart
-				i += lf + 1
-			default:
-				pass(seg)
-				i = len(p)
-			}
-		case afterCR:
-			switch c {
-			case '\n':
-				d.bareLF, d.st = false, atLineStart
-			case '.':
-				d.st = afterCRDot
-			case '\r':
-				// A CR after a CR: still right after one.
-			default:
-				d.st = inLine
-			}
-			pass(p[i : i+1])
-			i++
-		case afterCRDot:
-			if c == '\r' || c == '\n' {
-				return out, i, false, errSmuggling
-			}
-			d.st = inLine
-		case afterDot:
-			switch c {
-			case '\r':
-				d.st = afterDotCR
-				i++
-			case '\n':
-				return out, i, false, errSmuggling
-			default:
-				pass([]byte{'.'})
-				d.st = inLine
-			}
-		case afterDotCR:
-			if c == '\n' {
-				if d.bareLF {
-					return out, i, false, errSmuggling
-				}
-				return append(out, ".\r\n"...), i + 1, true, nil
-			}
-			pass([]byte(".\r"))
-			d.st = afterCR
+			n = d.consume(p, j+3)
+			d.size -= 3
+			return n, true, nil
 		}
 	}
-	return out, i, false, nil
+}
+
+// consume takes p[:n] as scanned and returns n.
+func (d *dataScanner) consume(p []byte, n int) int {
+	switch {
+	case n >= 2:
+		d.prev = [2]byte{p[n-2], p[n-1]}
+	case n == 1:
+		d.prev = [2]byte{d.prev[1], p[0]}
+	}
+	d.size += int64(n)
+	return n
 }

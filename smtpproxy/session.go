@@ -103,7 +103,6 @@ var (
 		ioBufSize:    {New: func() any { return bufio.NewWriterSize(nil, ioBufSize) }},
 		smallBufSize: {New: func() any { return bufio.NewWriterSize(nil, smallBufSize) }},
 	}
-	dataBufs = sync.Pool{New: func() any { b := make([]byte, 0, dataBufSize+3); return &b }}
 )
 
 func getReader(r io.Reader, size int) *bufio.Reader {
@@ -538,21 +537,18 @@ func (rs *relaySession) offerTLS(ehlo reply) bool {
 }
 
 // data streams a DATA block from the client to the remote, byte for
-// byte, and passes the remote's final reply on.
+// byte, and passes the remote's final reply on. What the scanner consumed
+// goes to the remote straight from the client's read buffer: a large
+// block is written as it was read, without a copy.
 func (rs *relaySession) data() error {
 	var d dataScanner
 	rs.cl.growReader(dataBufSize)
-	bp := dataBufs.Get().(*[]byte)
-	out := (*bp)[:0]
-	defer func() {
-		*bp = out[:0]
-		dataBufs.Put(bp)
-	}()
 	rs.cl.tc.rd = rs.cn.lim.CommandTimeout
 	rs.up.tc.wd = rs.cn.lim.CommandTimeout
+	held := 0 // octets the scanner left for more input
 	for {
-		if rs.cl.r.Buffered() == 0 {
-			if _, err := rs.cl.r.Peek(1); err != nil {
+		if rs.cl.r.Buffered() <= held {
+			if _, err := rs.cl.r.Peek(held + 1); err != nil {
 				// The remote sees no end mark and drops the message.
 				if isTimeout(err) {
 					rs.cl.w.Write(localReply(421, "4.4.2", "Timeout during DATA, closing connection"))
@@ -563,11 +559,7 @@ func (rs *relaySession) data() error {
 			}
 		}
 		p, _ := rs.cl.r.Peek(rs.cl.r.Buffered())
-		var n int
-		var done bool
-		var err error
-		out, n, done, err = d.scan(out[:0], p)
-		rs.cl.r.Discard(n)
+		n, done, err := d.scan(p)
 		if err != nil {
 			// Abort the remote's transaction by closing: it never sees an
 			// end mark, so it accepts nothing.
@@ -577,12 +569,14 @@ func (rs *relaySession) data() error {
 			rs.cn.log.Warn("DATA with a bare CR or LF end-of-data sequence, session closed", "relay", rs.relay.Name)
 			return nil
 		}
-		if _, werr := rs.up.w.Write(out); werr != nil {
+		if _, werr := rs.up.w.Write(p[:n]); werr != nil {
 			return &upstreamFailure{"send DATA", werr}
 		}
+		rs.cl.r.Discard(n)
 		if done {
 			break
 		}
+		held = len(p) - n
 	}
 	if err := rs.up.w.Flush(); err != nil {
 		return &upstreamFailure{"send DATA", err}
