@@ -45,11 +45,38 @@ func (s *Store) Record(e event.Event) {
 		s.dropped.Add(1)
 		return
 	}
-	select {
-	case s.queue <- e:
-	default:
+	s.queueMu.Lock()
+	if len(s.queue) >= s.queueCap {
+		s.queueMu.Unlock()
 		s.dropped.Add(1)
+		return
 	}
+	s.queue = append(s.queue, e)
+	full := len(s.queue) == batchSize
+	s.queueMu.Unlock()
+	if full {
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// queued returns how many events wait for the writer.
+func (s *Store) queued() int {
+	s.queueMu.Lock()
+	defer s.queueMu.Unlock()
+	return len(s.queue)
+}
+
+// takeQueue returns every queued event and leaves spare, emptied, as the
+// new queue: the writer and Record swap two slices instead of allocating.
+func (s *Store) takeQueue(spare []event.Event) []event.Event {
+	s.queueMu.Lock()
+	defer s.queueMu.Unlock()
+	q := s.queue
+	s.queue = spare[:0]
+	return q
 }
 
 // Recorded returns how many events were committed to the database by this
@@ -79,12 +106,13 @@ func (s *Store) Flush(ctx context.Context) error {
 	}
 }
 
-// writer owns all event inserts: it batches queued events into one
-// transaction per batchSize events or batchInterval.
+// writer owns all event inserts: it commits the queued events in
+// transactions of up to batchSize events, every batchInterval or as soon
+// as a batch is full.
 func (s *Store) writer() {
 	ticker := time.NewTicker(batchInterval)
 	defer ticker.Stop()
-	batch := make([]event.Event, 0, batchSize)
+	var spare []event.Event
 	var failed []error // commit errors not yet reported to a Flush
 	var loggedDropped uint64
 	commit := func() {
@@ -92,32 +120,28 @@ func (s *Store) writer() {
 			s.log.Error("writing series failed", "err", err)
 			failed = append(failed, err)
 		}
-		if len(batch) == 0 {
-			return
-		}
-		if n, err := s.insert(batch); err != nil {
-			s.dropped.Add(uint64(len(batch)))
-			s.log.Error("writing events failed; events dropped", "events", len(batch), "err", err)
-			failed = append(failed, err)
-		} else {
-			s.recorded.Add(uint64(len(batch)))
-			if s.evBytes.Add(n) > s.maxBytes.Load() {
-				s.kickPrune()
+		q := s.takeQueue(spare)
+		for batch := q; len(batch) > 0; {
+			n := min(len(batch), batchSize)
+			if added, err := s.insert(batch[:n]); err != nil {
+				s.dropped.Add(uint64(n))
+				s.log.Error("writing events failed; events dropped", "events", n, "err", err)
+				failed = append(failed, err)
+			} else {
+				s.recorded.Add(uint64(n))
+				if s.evBytes.Add(added) > s.maxBytes.Load() {
+					s.kickPrune()
+				}
 			}
+			batch = batch[n:]
 		}
-		clear(batch) // release Rcpt slices
-		batch = batch[:0]
-	}
-	add := func(e event.Event) {
-		batch = append(batch, e)
-		if len(batch) >= batchSize {
-			commit()
-		}
+		clear(q) // release Rcpt slices
+		spare = q[:0]
 	}
 	for {
 		select {
-		case e := <-s.queue:
-			add(e)
+		case <-s.kick:
+			commit()
 		case <-ticker.C:
 			commit()
 			if d := s.dropped.Load(); d != loggedDropped {
@@ -125,25 +149,15 @@ func (s *Store) writer() {
 				loggedDropped = d
 			}
 		case reply := <-s.flushReq:
-			// Everything recorded before Flush was called is in the queue
-			// now; take exactly that much, so that a steady stream of new
-			// events cannot starve the Flush.
-			for n := len(s.queue); n > 0; n-- {
-				add(<-s.queue)
-			}
+			// Everything recorded before Flush was called is queued now;
+			// the commit takes exactly that (and what came since).
 			commit()
 			reply <- errors.Join(failed...)
 			failed = nil
 		case <-s.stop:
-			for {
-				select {
-				case e := <-s.queue:
-					add(e)
-				default:
-					commit()
-					return
-				}
-			}
+			// Close set closed first: nothing is queued after this commit.
+			commit()
+			return
 		}
 	}
 }

@@ -31,11 +31,11 @@ func (s *Store) newCollectors() []prometheus.Collector {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "relaygate_store_write_queue_length",
 			Help: "Events waiting in the write queue.",
-		}, func() float64 { return float64(len(s.queue)) }),
+		}, func() float64 { return float64(s.queued()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "relaygate_store_write_queue_capacity",
 			Help: "Size of the write queue; Record drops events when it is full.",
-		}, func() float64 { return float64(cap(s.queue)) }),
+		}, func() float64 { return float64(s.queueCap) }),
 	}
 }
 

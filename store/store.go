@@ -116,7 +116,14 @@ type Store struct {
 	mu     sync.RWMutex
 	closed bool
 
-	queue      chan event.Event
+	// The write queue: Record appends under queueMu, the writer takes
+	// everything at once. Record wakes the writer only when a batch is
+	// full (kick); otherwise the writer comes by every batchInterval, so
+	// that recording an event costs no goroutine wake-up.
+	queueMu  sync.Mutex
+	queue    []event.Event
+	queueCap int
+	kick     chan struct{}
 	flushReq   chan chan error
 	series     seriesBuf
 	stop       chan struct{}
@@ -247,7 +254,9 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		log:            log,
 		now:            opts.Now,
 		rand:           opts.Rand,
-		queue:          make(chan event.Event, opts.QueueSize),
+		queue:          make([]event.Event, 0, min(opts.QueueSize, batchSize)),
+		queueCap:       opts.QueueSize,
+		kick:           make(chan struct{}, 1),
 		flushReq:       make(chan chan error),
 		stop:           make(chan struct{}),
 		writerDone:     make(chan struct{}),
