@@ -120,10 +120,10 @@ type Store struct {
 	// everything at once. Record wakes the writer only when a batch is
 	// full (kick); otherwise the writer comes by every batchInterval, so
 	// that recording an event costs no goroutine wake-up.
-	queueMu  sync.Mutex
-	queue    []event.Event
-	queueCap int
-	kick     chan struct{}
+	queueMu    sync.Mutex
+	queue      []event.Event
+	queueCap   int
+	kick       chan struct{}
 	flushReq   chan chan error
 	series     seriesBuf
 	stop       chan struct{}
