@@ -51,6 +51,10 @@
 #   process's utime + stime. At a rate every phase carries, the figures do
 #   not depend on how the load generator and the sink share the CPUs; the
 #   box's CPU over direct's is what the relay costs.
+# System calls (STRACE=1, the default): one more fixed-load run of the first
+#   LOAD_ROWS row for floor, haproxy and through under strace -c -f; a table
+#   of calls per message. The fixed-load pass also reports each relaying
+#   process's context switches and user/system time per message.
 # Profiles (PROFILE=1): one more fixed-load run per LOAD_ROWS row for
 #   haproxy and through, with `perf record -g -p PID` on the relaying
 #   process and the appliance's own --cpuprofile; the top entries of each
@@ -75,7 +79,10 @@
 # Usage: sudo scripts/bench-smtp.sh   (LAB=rgbench, ROUNDS=3, SCALE=1 multiplies
 #        the message counts, RELAYGATE_BIN=dir with a prebuilt appliance,
 #        OUT=dir for raw output and the tables, PIN=1, RPS=1, FLOOR=0,
-#        HAPROXY=0, LOAD=0, LOAD_SHARE=60, LOAD_SECS=10, PROFILE=1)
+#        HAPROXY=0, LOAD=0, LOAD_SHARE=60, LOAD_SECS=10, PROFILE=1, STRACE=0,
+#        FLOOR_ARGS=-copy: the floor relay reads and writes through a buffer
+#        in user space instead of splice(2), as a relay that looks at the
+#        bytes must)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LAB=${LAB:-rgbench}
@@ -92,6 +99,8 @@ LOAD=${LOAD:-1}
 LOAD_SHARE=${LOAD_SHARE:-60}
 LOAD_SECS=${LOAD_SECS:-10}
 PROFILE=${PROFILE:-0}
+STRACE=${STRACE:-1}
+FLOOR_ARGS=${FLOOR_ARGS:-}
 # The routing tables (and marks) of package bridge: ReplyMark, OnwardMark.
 REPLY_TABLE=$((0x2526))
 ONWARD_TABLE=$((0x2527))
@@ -129,6 +138,7 @@ fi
 need=(smtp-source smtp-sink go ip)
 [ "$HAPROXY" = 0 ] || need+=(haproxy)
 [ "$PROFILE" = 0 ] || need+=(perf)
+[ "$STRACE" = 0 ] || need+=(strace)
 for c in "${need[@]}"; do
 	command -v "$c" >/dev/null || { echo "bench-smtp: $c missing (make deps)" >&2; exit 1; }
 done
@@ -212,6 +222,17 @@ proccpu() {
 	[ -n "$1" ] || { echo 0; return; }
 	sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
 }
+# procsw PID: voluntary and involuntary context switches of all its threads
+# so far ("0 0" without a process).
+procsw() {
+	[ -n "$1" ] || { echo 0 0; return; }
+	cat /proc/"$1"/task/*/status 2>/dev/null | awk '/^voluntary_ctxt_switches/ { v += $2 } /^nonvoluntary_ctxt_switches/ { n += $2 } END { print v + 0, n + 0 }'
+}
+# procus PID: utime and stime of the process in jiffies ("0 0" without one).
+procus() {
+	[ -n "$1" ] || { echo 0 0; return; }
+	sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12, $13 }'
+}
 # perms JIFFIES MESSAGES: milliseconds per message.
 perms() { awk -v j="$1" -v n="$2" -v hz="$hz" 'BEGIN { printf "%.4f", 1000 * j / hz / n }'; }
 
@@ -275,21 +296,28 @@ offered() {
 }
 
 # fixed PHASE ROUND SIZE SESSIONS RATE FILE: one fixed-load run; a line in
-# FILE: "phase round size sessions offered delivered box_ms proc_ms".
+# FILE: "phase round size sessions offered delivered box_ms proc_ms
+# voluntary involuntary user_ms sys_ms": the last four per message, of the
+# relaying process (its context switches, its utime and its stime).
 fixed() {
-	local phase=$1 r=$2 size=$3 s=$4 rate=$5 file=$6 n b0 b1 p0 p1 lat got ms
+	local phase=$1 r=$2 size=$3 s=$4 rate=$5 file=$6 n b0 b1 p0 p1 lat got ms v0 i0 v1 i1 u0 s0 u1 s1 sw
 	n=$((rate * LOAD_SECS))
 	b0=$(boxbusy)
 	p0=$(proccpu "$rpid")
+	read -r v0 i0 < <(procsw "$rpid")
+	read -r u0 s0 < <(procus "$rpid")
 	lat=$(x relay "${onhost[@]}" timeout 300 "$OUT/bin/smtpflood" -mode load -target "$MX:$PORT" \
 		-n "$n" -concurrency "$s" -size "$size" -rate $((rate * 60)) || true)
 	p1=$(proccpu "$rpid")
+	read -r v1 i1 < <(procsw "$rpid")
+	read -r u1 s1 < <(procus "$rpid")
 	b1=$(boxbusy)
 	got=$(sed -n 's/.*per_second=\([0-9.]*\).*/\1/p' <<<"$lat")
 	ms=-1
 	[ -z "$rpid" ] || ms=$(perms $((p1 - p0)) "$n")
-	echo "$phase-$r fixed load size=$size sessions=$s offered=$rate/s box_ms_per_msg=$(perms $((b1 - b0)) "$n") proc_ms_per_msg=$ms smtpflood: $lat" | tee -a "$OUT/raw.log" >&2
-	echo "$phase $r $size $s $rate ${got:-0} $(perms $((b1 - b0)) "$n") $ms" >>"$file"
+	sw=$(awk -v v=$((v1 - v0)) -v i=$((i1 - i0)) -v n="$n" 'BEGIN { printf "%.2f %.2f", v / n, i / n }')
+	echo "$phase-$r fixed load size=$size sessions=$s offered=$rate/s box_ms_per_msg=$(perms $((b1 - b0)) "$n") proc_ms_per_msg=$ms cswitch_per_msg=${sw/ //} smtpflood: $lat" | tee -a "$OUT/raw.log" >&2
+	echo "$phase $r $size $s $rate ${got:-0} $(perms $((b1 - b0)) "$n") $ms $sw $(perms $((u1 - u0)) "$n") $(perms $((s1 - s0)) "$n")" >>"$file"
 }
 
 bridge_up() {
@@ -377,7 +405,7 @@ phase_up() {
 	case $1 in
 	direct) bridge_up ;;
 	floor)
-		appliance_up "$OUT/bin/splicerelay" -config
+		appliance_up "$OUT/bin/splicerelay" $FLOOR_ARGS -config
 		rpid=$apid
 		;;
 	haproxy)
@@ -439,6 +467,26 @@ if [ "$LOAD" = 1 ]; then
 			phase_down "$phase" "fixed load, round $r, $phase"
 		done
 	done
+fi
+
+# System calls per message (STRACE=1): strace -c -f on the relaying process
+# during one more fixed-load run of the first load row. strace slows every
+# system call down, so this pass counts calls; its times are not read.
+if [ "$STRACE" = 1 ] && [ "$LOAD" = 1 ]; then
+	read -r size s <<<"${load_rows[0]}"
+	for phase in floor haproxy through; do
+		[[ " ${phases[*]} " == *" $phase "* ]] || continue
+		phase_up "$phase"
+		warmup
+		strace -c -f -p "$rpid" -o "$OUT/strace-$phase.txt" 2>>"$OUT/strace.log" &
+		stpid=$!
+		sleep 1
+		fixed "$phase" strace "$size" "$s" "${rates[0]}" "$OUT/strace-load.txt"
+		kill -INT "$stpid" 2>/dev/null || true
+		wait "$stpid" || true
+		phase_down "$phase" "strace, $phase"
+	done
+	strace_msgs=$((rates[0] * LOAD_SECS))
 fi
 
 # Profiles of HAProxy and the appliance at the fixed load.
@@ -514,6 +562,10 @@ report() {
 			for (i = 0; i < ncpu; i++) { l = col(P, K, 8 + i); out = out (i ? "/" : "") sprintf("%.0f", median(l)) }
 			return out
 		}
+		function med(P, K, C,   l) {
+			l = col(P, K, C)
+			return l == "" ? "-" : sprintf("%.2f", median(l))
+		}
 		function label(size, s) { return (size >= 1048576 ? int(size / 1048576) " MB" : int(size / 1024) " KB") " | " s }
 		# V[table, phase, row, round]: "x x" and the fields from the rate on,
 		# so that field C is column C of col(); table 1: the throughput
@@ -559,6 +611,11 @@ report() {
 					ratios("through", "haproxy", K, 7) sep of("through", "floor", K, 7)
 			if (what == "busy")
 				return busy("direct", K) sep busy("floor", K) sep busy("haproxy", K) sep busy("through", K)
+			if (what == "switches")
+				return med("floor", K, 7) sep med("haproxy", K, 7) sep med("through", K, 7) sep \
+					med("floor", K, 8) sep med("haproxy", K, 8) sep med("through", K, 8) sep \
+					med("floor", K, 9) sep med("haproxy", K, 9) sep med("through", K, 9) sep \
+					med("floor", K, 10) sep med("haproxy", K, 10) sep med("through", K, 10)
 			# what == "load"
 			d = median(col("direct", K, 5)); h = median(col("haproxy", K, 5)); t = median(col("through", K, 5))
 			return sprintf("%.0f", median(col("direct", K, 3))) sep \
@@ -589,12 +646,43 @@ report() {
 			print "At a fixed offered load (smtpflood -rate): CPU per message in ms, median (lowest-highest); box: busy time of " boxwhat " over the messages; added: over direct at the same rate; process: the relaying process'"'"'s utime + stime."
 			print ""
 			table("load", "offered msg/s | delivered msg/s (lowest of all runs) | box: direct | box: floor | box: HAProxy | box: relaygate | added: floor | added: HAProxy | added: relaygate | added: relaygate / HAProxy | process: floor | process: HAProxy | process: relaygate | process: relaygate / HAProxy (each round)")
+			print ""
+			print "The relaying process at the same fixed load, per message, medians: its context switches (voluntary: it waited, in epoll_wait, futex, nanosleep; involuntary: it was preempted) and its user and system time in ms."
+			print ""
+			table("switches", "voluntary: floor | voluntary: HAProxy | voluntary: relaygate | involuntary: floor | involuntary: HAProxy | involuntary: relaygate | user ms: floor | user ms: HAProxy | user ms: relaygate | system ms: floor | system ms: HAProxy | system ms: relaygate")
 		}' "$OUT/rounds.txt" "$OUT/load.txt"
+}
+# strace_table MESSAGES: calls per message of every system call any relay
+# made at least 0.05 times per message, floor, HAProxy, relaygate.
+strace_table() {
+	local f
+	for f in floor haproxy through; do
+		[ -f "$OUT/strace-$f.txt" ] || continue
+		awk -v p="$f" '$1 ~ /^[0-9.]+$/ && NF >= 5 && $NF != "total" { print p, $NF, $4 }' "$OUT/strace-$f.txt"
+	done | awk -v n="$1" '
+		{ c[$1, $2] = $3; t[$1] += $3; if (!($2 in seen)) { seen[$2] = 1; names[++k] = $2 } }
+		END {
+			print "| system call | floor | HAProxy | relaygate |"
+			print "|---|---|---|---|"
+			for (i = 1; i <= k; i++) {
+				s = names[i]
+				if (c["floor", s] / n < 0.05 && c["haproxy", s] / n < 0.05 && c["through", s] / n < 0.05) continue
+				printf "| %s | %.2f | %.2f | %.2f |\n", s, c["floor", s] / n, c["haproxy", s] / n, c["through", s] / n
+			}
+			printf "| all | %.2f | %.2f | %.2f |\n", t["floor"] / n, t["haproxy"] / n, t["through"] / n
+		}'
 }
 {
 	echo "SMTP through relaygate, HAProxy and the floor relay vs direct: $(date -u +%Y-%m-%dT%H:%MZ), $rev$state, $ncpu CPUs ($cpus), $(uname -r), SCALE=$SCALE"
 	echo
 	report
+	echo
+	if [ -n "${strace_msgs:-}" ]; then
+		echo
+		echo "System calls of the relaying process per message (strace -c -f, ${load_rows[0]% *} octets, ${load_rows[0]#* } sessions, ${rates[0]} msg/s offered for ${LOAD_SECS} s):"
+		echo
+		strace_table "$strace_msgs"
+	fi
 	echo
 	echo "Medians over $ROUNDS alternating rounds (${phases[*]}, ...), with the lowest and highest"
 	echo "round in brackets; \"relaygate\" is the appliance (phase through). Packets diverted per"

@@ -10,7 +10,7 @@ declare -A pkg=(
 	[iperf3]=iperf3 [python3]=python3
 	[snmpd]=snmpd [snmpwalk]=snmp [lldpd]=lldpd
 	[prometheus]=prometheus [promtool]=prometheus
-	[haproxy]=haproxy
+	[haproxy]=haproxy [strace]=strace
 )
 missing=()
 for cmd in "${!pkg[@]}"; do

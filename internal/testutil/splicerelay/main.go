@@ -43,9 +43,14 @@ import (
 	"github.com/relaygate/relaygate/smtpproxy"
 )
 
+// copyMode: read(2)/write(2) through a buffer instead of splice(2), as a
+// relay that must see the bytes does (-copy).
+var copyMode bool
+
 func main() {
 	path := flag.String("config", "", "the appliance's configuration file (enforce mode)")
 	divertOnly := flag.Bool("divert-only", false, "install the data path and keep diverting, but leave the proxy port to another process")
+	flag.BoolVar(&copyMode, "copy", false, "copy through a 64 KiB buffer in user space (read/write) instead of splice(2)")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -161,7 +166,7 @@ func relay(ctx context.Context, d smtpproxy.TransparentDialer, cl *net.TCPConn) 
 // connection once it has read the 221): not worth a log line each.
 func pipe(dst, src *net.TCPConn) error {
 	var err error
-	if os.Getenv("SPLICERELAY_COPY") != "" {
+	if copyMode {
 		buf := make([]byte, 64<<10)
 		_, err = io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, buf)
 	} else {
