@@ -58,6 +58,8 @@ type daemon struct {
 	reputation *reputation.Watcher
 	alerter    *reputation.Alerter
 	inspect    *inspect.Inspector
+	// feed shows the proxy's events to inspect (set by newProxy).
+	feed *relayFeed
 	// locate finds where offending hosts and relays are plugged in.
 	locate *locService
 	// captureAll: capture opened on every bridge port (set before the
@@ -100,6 +102,7 @@ func (d *daemon) heartbeat(ctx context.Context) {
 			return
 		case <-t.C:
 			d.recordHeartbeat(d.br.Heartbeat())
+			d.syncCapture()
 		}
 	}
 }
@@ -125,6 +128,22 @@ func (d *daemon) setServing(on bool) {
 	} else if err != nil {
 		d.log.Error("set serving", "serving", on, "err", err)
 	}
+	d.syncCapture()
+}
+
+// syncCapture tells passive inspection whether the kernel diverts now (the
+// proxy serves and the diversion is alive): only then does it leave the
+// relays' diverted flows, which the proxy sees whole, out of its capture.
+// In the fail-open state the relays' SMTP is bridged and captured in full
+// again from the heartbeat that found it (at most HeartbeatInterval late).
+func (d *daemon) syncCapture() {
+	if d.inspect == nil {
+		return
+	}
+	d.mu.Lock()
+	serving := d.serving
+	d.mu.Unlock()
+	d.inspect.SetDiverting(serving && d.alive.alive(time.Now()))
 }
 
 // dataPath reports what the data path does now (Status.DataPath) and

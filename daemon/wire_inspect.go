@@ -13,7 +13,7 @@ import (
 )
 
 // startInspect builds passive inspection, registers its metrics and its
-// live configuration hook, and captures on the inside and outside ports
+// live configuration hook, shows it the proxy's events, and captures on the inside and outside ports
 // until ctx ends (in g). A capture that cannot be opened is
 // logged, not fatal: inspection is never allowed to stop the box.
 func (d *daemon) startInspect(ctx context.Context, reg *prometheus.Registry, g *errgroup.Group) (*inspect.Inspector, error) {
@@ -34,6 +34,11 @@ func (d *daemon) startInspect(ctx context.Context, reg *prometheus.Registry, g *
 	if !cfg.Inspect.On() {
 		d.log.Info("passive inspection disabled (inspect.enabled: false)")
 		return in, nil
+	}
+	// In enforce mode the relays' diverted sessions reach the inventory
+	// from the proxy's events, not from the capture (see SetDiverting).
+	if d.feed != nil {
+		d.feed.attach(in)
 	}
 	var srcs []inspect.PacketSource
 	var live []*inspect.LiveSource

@@ -9,18 +9,7 @@ import (
 )
 
 func TestFilter(t *testing.T) {
-	raw, err := Filter([]uint16{25, 587}, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	prog, ok := bpf.Disassemble(raw)
-	if !ok {
-		t.Fatal("Disassemble: program has instructions the VM does not know")
-	}
-	vm, err := bpf.NewVM(prog)
-	if err != nil {
-		t.Fatalf("NewVM: %v", err)
-	}
+	vm := filterVM(t, FilterSpec{Ports: []uint16{25, 587}})
 	first := func(f *tcpFlow) []byte { return f.packet(true, "S", nil).data }
 	flow := func(cli, srv string, vlan uint16) *tcpFlow {
 		f := newTCPFlow(t, cli, srv)
@@ -42,8 +31,8 @@ func TestFilter(t *testing.T) {
 		{"vlan ipv4 dport 22", first(flow("10.0.0.1:4000", "10.0.0.2:22", 100)), false},
 		{"vlan ipv6 dport 25", first(flow("[2001:db8::1]:4000", "[2001:db8::2]:25", 7)), true},
 		{"vlan ipv6 sport 25", flow("[2001:db8::1]:4000", "[2001:db8::2]:25", 7).packet(false, "PA", []byte("220 hi\r\n")).data, true},
-		{"ipv4 options, dport 25", ipv4WithOptions(t, 25), true},
-		{"ipv4 options, dport 26", ipv4WithOptions(t, 26), false},
+		{"ipv4 options, dport 25", ipv4Segment(t, "10.0.0.1", "10.0.0.2", 4000, 25, "S", true), true},
+		{"ipv4 options, dport 26", ipv4Segment(t, "10.0.0.1", "10.0.0.2", 4000, 26, "S", true), false},
 		{"udp port 25", udpFrame(t, 25), false},
 		{"later fragment", fragment(t), false},
 		{"arp", arpFrame(t), false},
@@ -60,12 +49,30 @@ func TestFilter(t *testing.T) {
 			}
 		})
 	}
-	if _, err := Filter([]uint16{25}, true); err != nil {
+	if _, err := Filter(FilterSpec{Ports: []uint16{25}, KernelOnly: true}); err != nil {
 		t.Errorf("Filter(kernelOnly): %v", err)
 	}
-	if _, err := Filter(nil, false); err == nil {
+	if _, err := Filter(FilterSpec{}); err == nil {
 		t.Error("Filter(no ports) succeeded")
 	}
+}
+
+// filterVM assembles spec's program and loads it into the bpf VM.
+func filterVM(t *testing.T, spec FilterSpec) *bpf.VM {
+	t.Helper()
+	raw, err := Filter(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog, ok := bpf.Disassemble(raw)
+	if !ok {
+		t.Fatal("Disassemble: program has instructions the VM does not know")
+	}
+	vm, err := bpf.NewVM(prog)
+	if err != nil {
+		t.Fatalf("NewVM: %v", err)
+	}
+	return vm
 }
 
 func serialize(t *testing.T, ls ...gopacket.SerializableLayer) []byte {
@@ -75,13 +82,6 @@ func serialize(t *testing.T, ls ...gopacket.SerializableLayer) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
-}
-
-func ipv4WithOptions(t *testing.T, port uint16) []byte {
-	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: []byte{10, 0, 0, 1}, DstIP: []byte{10, 0, 0, 2},
-		Options: []layers.IPv4Option{{OptionType: 1}, {OptionType: 1}, {OptionType: 1}, {OptionType: 0}}}
-	return serialize(t, &layers.Ethernet{SrcMAC: macCli, DstMAC: macSrv, EthernetType: layers.EthernetTypeIPv4}, ip,
-		&layers.TCP{SrcPort: 4000, DstPort: layers.TCPPort(port), SYN: true})
 }
 
 func udpFrame(t *testing.T, port uint16) []byte {

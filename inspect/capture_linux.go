@@ -5,10 +5,12 @@ package inspect
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/afpacket"
+	"golang.org/x/net/bpf"
 )
 
 // Ring geometry of a live capture. TPACKET_V3 packs variable-sized frames
@@ -31,7 +33,13 @@ const (
 type LiveSource struct {
 	Iface string
 	tp    *afpacket.TPacket
+	// mu orders SetFilter and Close: a filter set on a closed socket's
+	// number could land on another socket.
+	mu     sync.Mutex
+	closed bool
 }
+
+var _ FilterSource = (*LiveSource)(nil)
 
 // OpenLive opens a capture on iface with a ring of ringMB MiB (default 8)
 // that passes TCP on ports, received frames only (see Filter).
@@ -39,7 +47,7 @@ func OpenLive(iface string, ringMB int, ports []uint16) (*LiveSource, error) {
 	if ringMB <= 0 {
 		ringMB = 8
 	}
-	filter, err := Filter(ports, true)
+	filter, err := Filter(FilterSpec{Ports: ports, KernelOnly: true})
 	if err != nil {
 		return nil, err
 	}
@@ -98,8 +106,25 @@ func (s *LiveSource) KernelDrops() uint64 {
 	return uint64(v3.Drops())
 }
 
+// SetFilter replaces the socket's BPF filter (SO_ATTACH_FILTER swaps it
+// atomically: every frame meets either the old or the new one).
+func (s *LiveSource) SetFilter(raw []bpf.RawInstruction) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return fmt.Errorf("replace BPF filter on %s: capture closed", s.Iface)
+	}
+	if err := s.tp.SetBPF(raw); err != nil {
+		return fmt.Errorf("replace BPF filter on %s: %w", s.Iface, err)
+	}
+	return nil
+}
+
 // Close releases the ring.
 func (s *LiveSource) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
 	s.tp.Close()
 	return nil
 }

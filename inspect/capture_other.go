@@ -6,6 +6,7 @@ import (
 	"errors"
 
 	"github.com/gopacket/gopacket"
+	"golang.org/x/net/bpf"
 )
 
 // LiveSource is only available on Linux.
@@ -23,6 +24,11 @@ func (s *LiveSource) ReadPacketData() ([]byte, gopacket.CaptureInfo, error) {
 
 // KernelDrops is only available on Linux.
 func (s *LiveSource) KernelDrops() uint64 { return 0 }
+
+// SetFilter is only available on Linux.
+func (s *LiveSource) SetFilter(raw []bpf.RawInstruction) error {
+	return errors.New("live capture needs Linux AF_PACKET")
+}
 
 // Close is only available on Linux.
 func (s *LiveSource) Close() error { return nil }

@@ -56,20 +56,7 @@ func (f *tcpFlow) packet(fromClient bool, flags string, payload []byte) frame {
 	}
 	tcp := &layers.TCP{SrcPort: layers.TCPPort(src.Port()), DstPort: layers.TCPPort(dst.Port()),
 		Seq: seq, Ack: ack, Window: 65535}
-	for _, c := range flags {
-		switch c {
-		case 'S':
-			tcp.SYN = true
-		case 'A':
-			tcp.ACK = true
-		case 'F':
-			tcp.FIN = true
-		case 'R':
-			tcp.RST = true
-		case 'P':
-			tcp.PSH = true
-		}
-	}
+	setFlags(tcp, flags)
 	eth := &layers.Ethernet{SrcMAC: smac, DstMAC: dmac}
 	var ls []gopacket.SerializableLayer
 	ls = append(ls, eth)
@@ -102,6 +89,24 @@ func (f *tcpFlow) packet(fromClient bool, flags string, payload []byte) frame {
 	f.now = f.now.Add(time.Millisecond)
 	data := append([]byte(nil), buf.Bytes()...)
 	return frame{data, gopacket.CaptureInfo{Timestamp: f.now, CaptureLength: len(data), Length: len(data)}}
+}
+
+// setFlags sets the TCP flags named in flags: S, A, F, R, P.
+func setFlags(tcp *layers.TCP, flags string) {
+	for _, c := range flags {
+		switch c {
+		case 'S':
+			tcp.SYN = true
+		case 'A':
+			tcp.ACK = true
+		case 'F':
+			tcp.FIN = true
+		case 'R':
+			tcp.RST = true
+		case 'P':
+			tcp.PSH = true
+		}
+	}
 }
 
 func (f *tcpFlow) add(fr frame) { f.frames = append(f.frames, fr) }

@@ -17,8 +17,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,6 +28,7 @@ import (
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
+	"golang.org/x/net/bpf"
 
 	"github.com/relaygate/relaygate/config"
 	"github.com/relaygate/relaygate/event"
@@ -100,6 +103,10 @@ type snapshot struct {
 	memMax   int // bytes all flows may hold together
 	labels   []label
 	rdns     bool
+	// skipRelays: the relays' diverted flows are left out of the capture
+	// (enforce mode while the kernel diverts): only each connection's SYN
+	// is counted; the proxy reports the rest (Proxied).
+	skipRelays bool
 }
 
 type label struct {
@@ -143,6 +150,22 @@ type Inspector struct {
 	running atomic.Bool
 	// reading counts the sources of Run still being read, of want.
 	reading, want atomic.Int64
+
+	// relaySyns holds the SYNs of relays' diverted connections counted in
+	// the last synRetransmitWindow (under mu), so that a retransmitted
+	// SYN is not a second flow.
+	relaySyns map[flowKey]time.Time
+
+	// capMu serializes configuration changes and capture filter updates.
+	capMu sync.Mutex
+	// conf is the configuration in force; diverting is what SetDiverting
+	// said last.
+	conf      *config.Config
+	diverting bool
+	// program is the kernel filter the live sources should have;
+	// filtered are the live sources of Run whose filter follows it.
+	program  []bpf.RawInstruction
+	filtered []FilterSource
 }
 
 type counters struct {
@@ -183,6 +206,8 @@ func New(cfg *config.Config, opts Options) (*Inspector, error) {
 		opts:  opts,
 		flows: map[flowKey]*flow{},
 		mem:   memory{bySrc: map[netip.Addr]int{}, gone: map[flowKey]time.Time{}},
+
+		relaySyns: map[flowKey]time.Time{},
 	}
 	in.parser = gopacket.NewDecodingLayerParser(layers.LayerTypeEthernet,
 		&in.eth, &in.dot1q, &in.ip4, &in.ip6, &in.tcp, &in.payload)
@@ -200,8 +225,47 @@ func New(cfg *config.Config, opts Options) (*Inspector, error) {
 }
 
 // SetConfig applies a new configuration live: mode, relays, ports,
-// evidence bounds, labels and reverse DNS.
+// evidence bounds, labels and reverse DNS, and the live sources' kernel
+// filter (see SetDiverting).
 func (in *Inspector) SetConfig(c *config.Config) {
+	in.capMu.Lock()
+	defer in.capMu.Unlock()
+	in.conf = c
+	in.apply()
+}
+
+// SetDiverting tells whether the kernel diverts the SMTP ports to the proxy
+// now: the proxy serves and the diversion is alive. In enforce mode while
+// it does, the relays' diverted flows, which the proxy sees whole, are
+// left out of the capture, in the kernel filter where it can and in user
+// space otherwise; each connection's SYN is still counted, and the proxy's
+// events (Proxied) report the rest. Otherwise (monitor mode, or the
+// fail-open state while the daemon does not serve, when the relays' SMTP is
+// bridged) everything is captured.
+func (in *Inspector) SetDiverting(on bool) {
+	in.capMu.Lock()
+	defer in.capMu.Unlock()
+	if in.diverting == on {
+		return
+	}
+	in.diverting = on
+	in.apply()
+}
+
+// apply puts in.conf and in.diverting in force: the decoder's snapshot and
+// the live sources' filter. The caller holds capMu.
+func (in *Inspector) apply() {
+	s := newSnapshot(in.conf)
+	s.skipRelays = in.conf.Mode == config.Enforce && in.diverting && len(s.policy.Relays()) > 0
+	old := in.cfg.Swap(s)
+	in.setProgram(s)
+	if old != nil && old.skipRelays != s.skipRelays {
+		in.log.Info("capture of the relays' diverted flows changed", "left_out", s.skipRelays, "mode", in.conf.Mode, "diverting", in.diverting)
+	}
+}
+
+// newSnapshot is what the decoder reads of c.
+func newSnapshot(c *config.Config) *snapshot {
 	s := &snapshot{
 		mode:     c.Mode,
 		policy:   policy.New(c),
@@ -223,15 +287,17 @@ func (in *Inspector) SetConfig(c *config.Config) {
 			s.labels = append(s.labels, label{l.Prefix.Net(), l.Label})
 		}
 	}
-	in.cfg.Store(s)
+	return s
 }
 
 // Ports returns the configured SMTP ports, for building a capture filter.
 func (in *Inspector) Ports() []uint16 {
-	var out []uint16
-	for p := range in.cfg.Load().ports {
-		out = append(out, p)
-	}
+	return in.cfg.Load().sortedPorts()
+}
+
+func (s *snapshot) sortedPorts() []uint16 {
+	out := slices.Collect(maps.Keys(s.ports))
+	slices.Sort(out)
 	return out
 }
 
@@ -304,9 +370,11 @@ func (in *Inspector) process(data []byte, ci gopacket.CaptureInfo) {
 		return
 	}
 	var src, dst netip.Addr
-	var haveIP, haveTCP bool
+	var haveIP, haveTCP, tagged bool
 	for _, t := range in.decoded {
 		switch t {
+		case layers.LayerTypeDot1Q:
+			tagged = true
 		case layers.LayerTypeIPv4:
 			if in.ip4.Flags&layers.IPv4MoreFragments != 0 || in.ip4.FragOffset != 0 {
 				return // fragments of port-25 traffic are rare; not reassembled
@@ -337,6 +405,9 @@ func (in *Inspector) process(data []byte, ci gopacket.CaptureInfo) {
 	tcp := &in.tcp
 	sp, dp := uint16(tcp.SrcPort), uint16(tcp.DstPort)
 	a, b := netip.AddrPortFrom(src, sp), netip.AddrPortFrom(dst, dp)
+	if cfg.skipRelays && !tagged && in.relayDiverted(cfg, flowKey{a, b}, tcp.SYN && !tcp.ACK, t) {
+		return
+	}
 
 	f, fromClient := in.flows[flowKey{a, b}], true
 	if f == nil {
@@ -534,6 +605,11 @@ func (in *Inspector) Sweep(now time.Time) {
 		}
 	}
 	in.mem.forget(now.Add(-in.opts.IdleTimeout))
+	for k, t := range in.relaySyns {
+		if now.Sub(t) >= synRetransmitWindow {
+			delete(in.relaySyns, k)
+		}
+	}
 }
 
 // Finish ends every flow (end of a replay, shutdown).

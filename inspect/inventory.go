@@ -84,23 +84,42 @@ func (v *inventory) seen(addr netip.Addr, t time.Time) {
 	}
 }
 
+// sessionSeen is what one SMTP session of a host showed: a captured flow
+// or, for a relay's diverted session, the proxy's event.
+type sessionSeen struct {
+	messages  int
+	encrypted bool
+	rcpt      []string
+	server    netip.Addr
+	authMechs []string
+}
+
 // flowEnded adds what a flow showed.
 func (v *inventory) flowEnded(f *flow, t time.Time) {
+	c := f.conv
+	v.session(f.key.cli.Addr(), f.last, sessionSeen{
+		messages: c.Messages, encrypted: c.Encrypted, rcpt: c.Rcpt, server: f.key.srv.Addr(), authMechs: c.AuthMechs,
+	})
+}
+
+// session adds what a session of addr showed, at t.
+func (v *inventory) session(addr netip.Addr, t time.Time, s sessionSeen) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	d := v.delta(f.key.cli.Addr(), f.last)
-	c := f.conv
-	d.Messages += int64(c.Messages)
-	if c.Encrypted {
+	d := v.delta(addr, t)
+	d.Messages += int64(s.messages)
+	if s.encrypted {
 		d.EncryptedFlows++
 	}
-	for _, r := range c.Rcpt {
+	for _, r := range s.rcpt {
 		if dom := rcptDomain(r); dom != "" {
 			d.RcptDomains = addBounded(d.RcptDomains, dom)
 		}
 	}
-	d.RemoteMXs = addBounded(d.RemoteMXs, f.key.srv.Addr().String())
-	for _, m := range c.AuthMechs {
+	if s.server.IsValid() {
+		d.RemoteMXs = addBounded(d.RemoteMXs, s.server.String())
+	}
+	for _, m := range s.authMechs {
 		d.AuthMechs = addBounded(d.AuthMechs, m)
 	}
 }

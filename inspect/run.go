@@ -29,6 +29,8 @@ func (in *Inspector) Run(ctx context.Context, sources ...PacketSource) error {
 		}
 	}
 	in.srcMu.Unlock()
+	// Stopped before Run returns: the caller closes the sources then.
+	defer in.follow(sources)()
 	in.want.Store(int64(len(sources)))
 	in.reading.Store(int64(len(sources)))
 	in.running.Store(true)
@@ -123,6 +125,10 @@ var errTimeout = errors.New("capture poll timeout")
 type Stats struct {
 	// Running is true while Run captures.
 	Running bool `json:"running"`
+	// RelaysLeftOut: the relays' diverted flows are left out of the
+	// capture (enforce mode while the kernel diverts); the proxy reports
+	// their sessions (see SetDiverting).
+	RelaysLeftOut bool `json:"relays_left_out"`
 	// Packets counts frames decoded; Bytes their octets.
 	Packets uint64 `json:"packets"`
 	Bytes   uint64 `json:"bytes"`
@@ -155,6 +161,7 @@ type Stats struct {
 func (in *Inspector) Stats() Stats {
 	s := Stats{
 		Running:        in.running.Load(),
+		RelaysLeftOut:  in.cfg.Load().skipRelays,
 		Packets:        in.st.packets.Load(),
 		Bytes:          in.st.bytes.Load(),
 		QueueDrops:     in.st.queueDrops.Load(),
@@ -189,9 +196,9 @@ func (in *Inspector) Collectors() []prometheus.Collector {
 		drops:    prometheus.NewDesc("relaygate_inspect_drops_total", "Frames or flows passive inspection dropped, by where: kernel (capture ring full), queue (decoder behind), flows (flow table full), memory (flows shed: memory budget full).", []string{"where"}, nil),
 		active:   prometheus.NewDesc("relaygate_inspect_flows_active", "SMTP flows tracked now.", nil, nil),
 		flows:    prometheus.NewDesc("relaygate_inspect_flows_total", "SMTP flows seen.", nil, nil),
-		messages: prometheus.NewDesc("relaygate_inspect_messages_total", "Messages attempted in SMTP flows seen.", nil, nil),
+		messages: prometheus.NewDesc("relaygate_inspect_messages_total", "Messages attempted in SMTP flows seen (relays' diverted sessions in enforce mode: as the proxy relayed them).", nil, nil),
 		would:    prometheus.NewDesc("relaygate_inspect_would_block_total", "Flows of non-relays reported as would_block.", nil, nil),
-		enc:      prometheus.NewDesc("relaygate_inspect_encrypted_flows_total", "SMTP flows that switched to TLS.", nil, nil),
+		enc:      prometheus.NewDesc("relaygate_inspect_encrypted_flows_total", "SMTP flows that switched to TLS (relays' diverted sessions in enforce mode: STARTTLS passed through by the proxy).", nil, nil),
 		evBytes:  prometheus.NewDesc("relaygate_inspect_evidence_bytes", "Disk used by pcap evidence.", nil, nil),
 		memBytes: prometheus.NewDesc("relaygate_inspect_memory_bytes", "Bytes the tracked SMTP flows hold (reassembly, line buffers, DATA hold, envelopes).", nil, nil),
 		memMax:   prometheus.NewDesc("relaygate_inspect_memory_budget_bytes", "Bound of relaygate_inspect_memory_bytes (inspect.memory_mb).", nil, nil),
