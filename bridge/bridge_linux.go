@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -33,6 +34,9 @@ type Bridge struct {
 	addrs   []netip.Prefix    // bridge addresses we installed
 	base    map[string]uint64 // counter totals carried over ruleset replacements
 	guard   guardFamily       // where the failure behaviour's chain lives
+	chains  []chainID         // our chains as last installed (Heartbeat checks them)
+
+	restored atomic.Uint64 // rulesets installed again after another tool removed part of them
 
 	// afterGuard, when set (by tests), runs in Apply between installing
 	// the ruleset and setting up links; its error ends Apply there.
@@ -132,6 +136,7 @@ func (b *Bridge) installRuleset(c *config.Config, mac net.HardwareAddr, withAliv
 				b.log.Info("failure behaviour installed in the other table family", "family", g.String())
 			}
 			b.guard = g
+			b.chains = b.installedChains()
 			return nil
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", g, err))
@@ -140,6 +145,20 @@ func (b *Bridge) installRuleset(c *config.Config, mac net.HardwareAddr, withAliv
 		}
 	}
 	return fmt.Errorf("install nftables ruleset: %w", errors.Join(errs...))
+}
+
+// installedChains lists our chains right after an install, for Heartbeat
+// to check; nil (nothing checked) if the kernel cannot be asked.
+func (b *Bridge) installedChains() []chainID {
+	conn, err := nftables.New()
+	if err == nil {
+		var cs []chainID
+		if cs, err = ourChains(conn); err == nil {
+			return cs
+		}
+	}
+	b.log.Warn("cannot list the installed nftables chains; the heartbeat will not check them", "err", err)
+	return nil
 }
 
 // SetServing says whether the proxy is serving; in enforce mode this turns
@@ -153,6 +172,13 @@ func (b *Bridge) SetServing(on bool) error {
 
 // Heartbeat refreshes the liveness sets while serving; call it every
 // HeartbeatInterval. Without it the diversion stops after AliveTimeout.
+//
+// In enforce mode it also makes sure relaygate's ruleset is still whole: a
+// chain of ours that another tool removed (`nft flush ruleset`, a table
+// deleted by hand), or a refresh that fails, has the whole ruleset
+// installed again at once, with the diversion as serving says. Without
+// this the box would forward every source's SMTP unguarded until the next
+// Apply. Each reinstall is logged and counted (Restored).
 func (b *Bridge) Heartbeat() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -163,11 +189,81 @@ func (b *Bridge) Heartbeat() error {
 	if err != nil {
 		return fmt.Errorf("nftables.New: %w", err)
 	}
-	refreshAlive(conn, b.serving, b.guard)
-	if err := conn.Flush(); err != nil {
-		return fmt.Errorf("refresh liveness sets: %w", err)
+	missing, err := missingChains(conn, b.chains)
+	if err == nil && len(missing) == 0 {
+		refreshAlive(conn, b.serving, b.guard)
+		if err = conn.Flush(); err == nil {
+			return nil
+		}
+		err = fmt.Errorf("refresh liveness sets: %w", err)
 	}
+	if rerr := b.installRuleset(b.cfg, b.mac, b.serving); rerr != nil {
+		return errors.Join(err, rerr)
+	}
+	b.restored.Add(1)
+	b.log.Warn("relaygate's nftables ruleset was damaged by another tool; installed it again",
+		"missing_chains", chainNames(missing), "err", err)
 	return nil
+}
+
+// Restored returns how many times Heartbeat installed the ruleset again
+// since New.
+func (b *Bridge) Restored() uint64 { return b.restored.Load() }
+
+// chainID names one of our chains: family and chain (the table is ours).
+type chainID struct {
+	family nftables.TableFamily
+	name   string
+}
+
+// ourChains lists the chains of relaygate's tables in the kernel.
+func ourChains(conn *nftables.Conn) ([]chainID, error) {
+	all, err := conn.ListChains()
+	if err != nil {
+		return nil, fmt.Errorf("list nftables chains: %w", err)
+	}
+	var out []chainID
+	for _, c := range all {
+		if c.Table != nil && c.Table.Name == TableName {
+			out = append(out, chainID{c.Table.Family, c.Name})
+		}
+	}
+	return out, nil
+}
+
+// missingChains returns those of want that the kernel no longer has.
+func missingChains(conn *nftables.Conn, want []chainID) ([]chainID, error) {
+	have, err := ourChains(conn)
+	if err != nil {
+		return nil, err
+	}
+	var missing []chainID
+	for _, w := range want {
+		if !slices.Contains(have, w) {
+			missing = append(missing, w)
+		}
+	}
+	return missing, nil
+}
+
+func chainNames(cs []chainID) []string {
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		out[i] = fmt.Sprintf("%s %s %s", familyName(c.family), TableName, c.name)
+	}
+	return out
+}
+
+func familyName(f nftables.TableFamily) string {
+	switch f {
+	case nftables.TableFamilyBridge:
+		return "bridge"
+	case nftables.TableFamilyNetdev:
+		return "netdev"
+	case nftables.TableFamilyINet:
+		return "inet"
+	}
+	return fmt.Sprintf("family %d", f)
 }
 
 // Stop is called when the daemon exits. In enforce mode the ruleset stays

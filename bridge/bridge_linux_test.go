@@ -129,6 +129,47 @@ func TestApplyChild(t *testing.T) {
 		if err := Teardown(c); err != nil {
 			t.Fatal(err)
 		}
+	case "restore":
+		restoreChild(t, b)
+	}
+}
+
+// restoreChild serves, then removes parts of the ruleset as another tool
+// would; after each, one Heartbeat must put back every chain, with the
+// diversion on, and count it.
+func restoreChild(t *testing.T, b *Bridge) {
+	if err := b.SetServing(true); err != nil {
+		t.Fatal(err)
+	}
+	nft := func(args ...string) string {
+		out, err := exec.Command("nft", args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("nft %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	want := nft("list", "chains")
+	for i, damage := range [][]string{
+		{"flush", "ruleset"},
+		{"delete", "table", "inet", TableName},
+		{"delete", "table", "bridge", TableName},
+	} {
+		nft(damage...)
+		if err := b.Heartbeat(); err != nil {
+			t.Fatalf("after nft %s: Heartbeat = %v", strings.Join(damage, " "), err)
+		}
+		if got := nft("list", "chains"); got != want {
+			t.Errorf("after nft %s and a heartbeat, the chains are\n%s\nwant\n%s", strings.Join(damage, " "), got, want)
+		}
+		if got := nft("list", "set", "bridge", TableName, "alive"); !strings.Contains(got, "elements") {
+			t.Errorf("after nft %s and a heartbeat, the diversion is off:\n%s", strings.Join(damage, " "), got)
+		}
+		if got := b.Restored(); got != uint64(i+1) {
+			t.Errorf("after nft %s: Restored() = %d, want %d", strings.Join(damage, " "), got, i+1)
+		}
+	}
+	if err := b.Heartbeat(); err != nil || b.Restored() != 3 {
+		t.Errorf("a heartbeat on a whole ruleset: err %v, Restored() = %d, want nil and 3", err, b.Restored())
 	}
 }
 

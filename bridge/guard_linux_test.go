@@ -68,6 +68,19 @@ func TestGuardBeforeLinks(t *testing.T) {
 	}
 }
 
+// TestHeartbeatRestoresRuleset: when another tool removes relaygate's
+// ruleset or a table of it while the daemon serves, the next heartbeat
+// installs it again (the child checks the chains, the diversion and the
+// count after each removal), and the guard holds afterwards: a non-relay's
+// SYN to port 25 does not cross.
+func TestHeartbeatRestoresRuleset(t *testing.T) {
+	n := newNetns(t)
+	n.apply("restore", "enforce")
+	if n.crosses(synFrame(t, "192.168.7.5", "192.168.7.9", 40011), "dst port 25 and src host 192.168.7.5") {
+		t.Error("after the ruleset was restored, a non-relay's SYN to port 25 crossed the bridge")
+	}
+}
+
 // TestBridgeIgnoresRouterAdvertisements: br0 takes no IPv6 router
 // advertisement unless interfaces.bridge_accept_ra says so. An RA with a
 // SLAAC prefix sent from the LAN side must add neither an address nor a

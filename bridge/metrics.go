@@ -7,6 +7,7 @@ var (
 	portRxDesc = prometheus.NewDesc("relaygate_port_rx_bytes_total", "Bytes received on an appliance port.", []string{"port", "role"}, nil)
 	portTxDesc = prometheus.NewDesc("relaygate_port_tx_bytes_total", "Bytes sent on an appliance port.", []string{"port", "role"}, nil)
 	portUpDesc = prometheus.NewDesc("relaygate_port_up", "1 when the port's operational state is up.", []string{"port", "role"}, nil)
+	restDesc   = prometheus.NewDesc("relaygate_ruleset_restored_total", "Times the heartbeat installed relaygate's nftables ruleset again after another tool removed part of it.", nil, nil)
 )
 
 // collector exports the ruleset's named counters and the port statistics,
@@ -14,17 +15,19 @@ var (
 type collector struct {
 	counters func() map[string]uint64 // e.g. (*Bridge).Counters
 	ports    func() []PortStatus      // e.g. (*Bridge).Ports
+	restored func() uint64            // e.g. (*Bridge).Restored
 }
 
 var _ prometheus.Collector = (*collector)(nil)
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{ruleDesc, portRxDesc, portTxDesc, portUpDesc} {
+	for _, d := range []*prometheus.Desc{ruleDesc, portRxDesc, portTxDesc, portUpDesc, restDesc} {
 		ch <- d
 	}
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(restDesc, prometheus.CounterValue, float64(c.restored()))
 	for name, v := range c.counters() {
 		ch <- prometheus.MustNewConstMetric(ruleDesc, prometheus.CounterValue, float64(v), name)
 	}

@@ -14,6 +14,7 @@ import (
 func TestCollector(t *testing.T) {
 	c := &collector{
 		counters: func() map[string]uint64 { return map[string]uint64{CounterDiverted: 7, CounterReset: 2} },
+		restored: func() uint64 { return 3 },
 		ports: func() []PortStatus {
 			return []PortStatus{
 				{Name: "eth1", Role: "inside", OperState: "up", RxBytes: 100, TxBytes: 200},
@@ -48,6 +49,7 @@ func TestCollector(t *testing.T) {
 		"relaygate_port_up GAUGE{port=eth2,role=outside,} 0",
 		"relaygate_rule_packets_total COUNTER{counter=diverted,} 7",
 		"relaygate_rule_packets_total COUNTER{counter=reset,} 2",
+		"relaygate_ruleset_restored_total COUNTER{} 3",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("gathered metrics (-want +got):\n%s", diff)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -32,17 +31,7 @@ func status(t *testing.T, a *lab.Appliance) dataPathStatus {
 // servingGauge reads relaygate_serving from GET /metrics.
 func servingGauge(t *testing.T, a *lab.Appliance) string {
 	t.Helper()
-	code, body, err := a.APIRaw(context.Background(), "GET", "/metrics", nil)
-	if err != nil || code != 200 {
-		t.Fatalf("GET /metrics: %d %v", code, err)
-	}
-	for _, line := range strings.Split(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, "relaygate_serving "); ok {
-			return v
-		}
-	}
-	t.Fatalf("GET /metrics: no relaygate_serving")
-	return ""
+	return metricValue(t, a, "relaygate_serving")
 }
 
 // waitDataPath polls the status until data_path is want (10 s at most) and
@@ -105,13 +94,45 @@ func TestDataPathStatus(t *testing.T) {
 	t.Run("enforce", func(t *testing.T) {
 		a := startAppliance(t, "enforce", "")
 		waitDataPath(t, a, "diverting")
-
-		// Take the bridge table away under the daemon: its next heartbeat
-		// cannot refresh the alive set (the product never does this; the
-		// kernel refusing a refresh looks the same to it).
 		ctx := context.Background()
+		refused := func(when string) {
+			t.Helper()
+			out, err := theLab.Swaks(ctx, "pc", lab.MX4, uniqueSender(t, "bot"), "victim@remote.example")
+			if err == nil || !strings.Contains(out, "554") {
+				t.Errorf("%s the PC should be refused at the SMTP level:\n%s", when, out)
+			}
+		}
+
+		// Another tool takes the bridge table away under the daemon: the
+		// next heartbeat installs the whole ruleset again.
 		if out, err := theLab.Run(ctx, "box", "nft", "delete", "table", "bridge", "relaygate"); err != nil {
 			t.Fatalf("nft delete table bridge relaygate: %v\n%s", err, out)
+		}
+		waitLog(t, a, "ruleset was damaged by another tool", 10*time.Second)
+		waitDataPath(t, a, "diverting")
+		if got := metricValue(t, a, "relaygate_ruleset_restored_total"); got != "1" {
+			t.Errorf("relaygate_ruleset_restored_total = %s, want 1", got)
+		}
+		refused("after the ruleset was restored")
+
+		// The kernel refuses the heartbeat: a table of the same name,
+		// owned by another process (nft's "owner" flag), cannot be
+		// replaced. The data path is fail_safe, logged once for the streak.
+		holder := theLab.Command(ctx, "box", "nft", "-i")
+		in, err := holder.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := holder.Start(); err != nil {
+			t.Fatalf("nft -i: %v", err)
+		}
+		release := func() {
+			in.Close()
+			holder.Wait()
+		}
+		defer release()
+		if _, err := fmt.Fprintln(in, "delete table bridge relaygate; add table bridge relaygate { flags owner ; }"); err != nil {
+			t.Fatal(err)
 		}
 		waitDataPath(t, a, "fail_safe")
 		// Several failed heartbeats later: logged once for the streak.
@@ -121,21 +142,42 @@ func TestDataPathStatus(t *testing.T) {
 			t.Errorf("%d heartbeat failures logged during one streak, want 1:\n%s", n, a.Output())
 		}
 
-		// SIGHUP re-applies the configuration, which rebuilds the tables:
-		// the heartbeat succeeds again.
-		if err := a.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
-			t.Fatal(err)
-		}
+		// The other process ends, its table goes with it: the heartbeat
+		// installs the ruleset by itself and succeeds again.
+		release()
 		waitDataPath(t, a, "diverting")
 		if !strings.Contains(a.Output(), "heartbeat succeeds again") {
 			t.Errorf("recovery not logged:\n%s", a.Output())
 		}
-		// And the diversion really works again: the PC is refused by the proxy.
-		out, err := theLab.Swaks(ctx, "pc", lab.MX4, uniqueSender(t, "bot"), "victim@remote.example")
-		if err == nil || !strings.Contains(out, "554") {
-			t.Errorf("after recovery the PC should be refused at the SMTP level:\n%s", out)
-		}
+		refused("after recovery")
 	})
+}
+
+// waitLog waits until the appliance's output holds s.
+func waitLog(t *testing.T, a *lab.Appliance, s string, within time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(within); !strings.Contains(a.Output(), s); {
+		if time.Now().After(deadline) {
+			t.Fatalf("%q not logged within %s:\n%s", s, within, a.Output())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// metricValue returns the value of an unlabelled metric from /metrics.
+func metricValue(t *testing.T, a *lab.Appliance, name string) string {
+	t.Helper()
+	code, body, err := a.APIRaw(context.Background(), "GET", "/metrics", nil)
+	if err != nil || code != 200 {
+		t.Fatalf("GET /metrics: %d %v", code, err)
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			return v
+		}
+	}
+	t.Fatalf("GET /metrics: no %s", name)
+	return ""
 }
 
 // TestShedSeries floods the proxy with SYNs from the PC beyond
