@@ -20,10 +20,16 @@ const (
 	captureBlock     = 1 << 20
 	captureFrame     = 1 << 16
 	captureBlockTime = 50 * time.Millisecond
-	// captureIdle is how long a reader waits when no block is ready. A
-	// block reaches user space only when it is full or captureBlockTime
-	// old, so this adds little to the delay a frame has anyway.
-	captureIdle = 10 * time.Millisecond
+	// captureIdle is how long a reader first waits when no block is
+	// ready; each further empty poll doubles the wait, up to
+	// captureIdleMax, and a frame brings it back. A block reaches user
+	// space only when it is full or captureBlockTime old, so this adds
+	// little to the delay a frame has anyway, and an idle capture (no SMTP
+	// on the ports, which is most of the time) wakes the daemon about ten
+	// times a second instead of a hundred: each wake-up costs the bridged
+	// traffic too, on a box with few CPUs (docs/benchmarks.md).
+	captureIdle    = 10 * time.Millisecond
+	captureIdleMax = 100 * time.Millisecond
 )
 
 // LiveSource captures copies of the frames arriving on one interface with
@@ -37,6 +43,9 @@ type LiveSource struct {
 	// number could land on another socket.
 	mu     sync.Mutex
 	closed bool
+	// wait is the next empty poll's wait (captureIdle to captureIdleMax);
+	// only the one goroutine that reads the source uses it.
+	wait time.Duration
 }
 
 var _ FilterSource = (*LiveSource)(nil)
@@ -78,8 +87,9 @@ func OpenLive(iface string, ringMB int, ports []uint16) (*LiveSource, error) {
 }
 
 // ReadPacketData returns the next frame; the data is valid until the next
-// call. When none is ready it waits captureIdle and reports errTimeout,
-// which Run retries on.
+// call. When none is ready it waits (captureIdle, doubling while the ring
+// stays empty, up to captureIdleMax) and reports errTimeout, which Run
+// retries on. One goroutine reads a source.
 func (s *LiveSource) ReadPacketData() ([]byte, gopacket.CaptureInfo, error) {
 	data, ci, err := s.tp.ZeroCopyReadPacketData()
 	if errors.Is(err, afpacket.ErrTimeout) {
@@ -88,12 +98,14 @@ func (s *LiveSource) ReadPacketData() ([]byte, gopacket.CaptureInfo, error) {
 		// takes it back, up to 10 ms later: on a box with one or two CPUs
 		// the proxy's sessions stalled behind it (docs/benchmarks.md). A timer
 		// wait holds no P.
-		time.Sleep(captureIdle)
+		s.wait = min(max(2*s.wait, captureIdle), captureIdleMax)
+		time.Sleep(s.wait)
 		return nil, ci, errTimeout
 	}
 	if err != nil {
 		return nil, ci, fmt.Errorf("capture on %s: %w", s.Iface, err)
 	}
+	s.wait = 0
 	return data, ci, nil
 }
 
