@@ -70,13 +70,13 @@ func TestRelayFeed(t *testing.T) {
 		t.Fatal(err)
 	}
 	in.SetDiverting(true)
-	feed := &relayFeed{rec: h.st}
+	feed := h.d.recorder(h.d.showProxied).(watchedRecorder)
 	relay := enforce.Relays[0]
 	addr := netip.MustParseAddr("10.10.0.25")
 	e := event.Event{Time: time.Now(), Kind: event.Relayed, Client: addr, Server: netip.MustParseAddr("203.0.113.25"),
 		Relay: relay.Name, Rcpt: []string{"a@remote.example"}, Messages: 1, Code: 250}
-	feed.Record(e) // before attach: the store only
-	feed.attach(in)
+	feed.Record(e) // before the inspector runs: the store only
+	h.d.proxied.Store(in)
 	feed.Record(e)
 	feed.Tally(event.Event{Time: time.Now(), Kind: event.Deferred, Client: addr, Relay: relay.Name, Code: 421})
 	host, err := in.Host(t.Context(), addr)

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/relaygate/relaygate/bridge"
@@ -58,8 +59,9 @@ type daemon struct {
 	reputation *reputation.Watcher
 	alerter    *reputation.Alerter
 	inspect    *inspect.Inspector
-	// feed shows the proxy's events to inspect (set by newProxy).
-	feed *relayFeed
+	// proxied is the inspector the proxy's events are shown to
+	// (showProxied), once it runs.
+	proxied atomic.Pointer[inspect.Inspector]
 	// locate finds where offending hosts and relays are plugged in.
 	locate *locService
 	// captureAll: capture opened on every bridge port (set before the

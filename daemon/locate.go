@@ -393,35 +393,4 @@ func (l *locService) relayMoved(ctx context.Context, job locateJob, prev, now lo
 	}
 }
 
-// observingRecorder records events in the store and shows each to the
-// location service (which never blocks). It counts held-back events
-// (event.Tallier) as the store does.
-type observingRecorder struct {
-	st  *store.Store
-	loc *locService
-}
-
-func (r observingRecorder) Record(e event.Event) {
-	r.st.Record(e)
-	r.loc.Observe(e)
-}
-
-func (r observingRecorder) Tally(e event.Event) {
-	r.st.Tally(e)
-	r.loc.Observe(e)
-}
-
-var (
-	_ event.Recorder = observingRecorder{}
-	_ event.Tallier  = observingRecorder{}
-	_ Alerts         = (*reputation.Alerter)(nil)
-)
-
-// recorder is where the data path records its events: the store, with the
-// location service watching when it runs.
-func (d *daemon) recorder() event.Recorder {
-	if d.locate == nil {
-		return d.store
-	}
-	return observingRecorder{st: d.store, loc: d.locate}
-}
+var _ Alerts = (*reputation.Alerter)(nil)

@@ -246,7 +246,7 @@ func TestLocateSlowLocatorNeverBlocks(t *testing.T) {
 	h := newLocHarness(t, true)
 	h.svc.alerts = nil
 	h.loc.hold = true
-	rec := observingRecorder{st: h.st, loc: h.svc}
+	rec := watchedRecorder{st: h.st, watchers: []func(event.Event){h.svc.Observe}}
 	const n = 2000
 	start := time.Now()
 	for i := range n {

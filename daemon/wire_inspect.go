@@ -37,9 +37,7 @@ func (d *daemon) startInspect(ctx context.Context, reg *prometheus.Registry, g *
 	}
 	// In enforce mode the relays' diverted sessions reach the inventory
 	// from the proxy's events, not from the capture (see SetDiverting).
-	if d.feed != nil {
-		d.feed.attach(in)
-	}
+	d.proxied.Store(in)
 	var srcs []inspect.PacketSource
 	var live []*inspect.LiveSource
 	for _, iface := range []string{cfg.Interfaces.Inside, cfg.Interfaces.Outside} {

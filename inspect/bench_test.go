@@ -66,18 +66,7 @@ func BenchmarkDecode(b *testing.B) {
 	b.ResetTimer()
 	start := time.Now()
 	for b.Loop() {
-		in, err := New(cfg, Options{Recorder: &fakeRecorder{}, Series: &fakeSeries{}})
-		if err != nil {
-			b.Fatal(err)
-		}
-		src, err := OpenPcap(path)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := in.Replay(context.Background(), src); err != nil {
-			b.Fatal(err)
-		}
-		src.Close()
+		in := replayPcap(b, cfg, path, false)
 		if got := in.Stats().Messages; got != 1200 {
 			b.Fatalf("messages = %d, want 1200", got)
 		}
@@ -127,19 +116,7 @@ func BenchmarkEnforceRelays(b *testing.B) {
 			b.SetBytes(bytes)
 			b.ResetTimer()
 			for b.Loop() {
-				in, err := New(cfg, Options{Recorder: &fakeRecorder{}, Series: &fakeSeries{}})
-				if err != nil {
-					b.Fatal(err)
-				}
-				in.SetDiverting(leftOut)
-				src, err := OpenPcap(path)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if err := in.Replay(context.Background(), src); err != nil {
-					b.Fatal(err)
-				}
-				src.Close()
+				in := replayPcap(b, cfg, path, leftOut)
 				if got := in.Stats().FlowsTotal; got != 400 {
 					b.Fatalf("flows = %d, want 400", got)
 				}
@@ -147,4 +124,24 @@ func BenchmarkEnforceRelays(b *testing.B) {
 			b.ReportMetric(float64(len(passed)), "frames_to_user_space")
 		})
 	}
+}
+
+// replayPcap runs the pcap file at path through a new inspector for cfg
+// (diverting says whether enforce mode diverts, see SetDiverting).
+func replayPcap(b *testing.B, cfg *config.Config, path string, diverting bool) *Inspector {
+	b.Helper()
+	in, err := New(cfg, Options{Recorder: &fakeRecorder{}, Series: &fakeSeries{}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	in.SetDiverting(diverting)
+	src, err := OpenPcap(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer src.Close()
+	if err := in.Replay(context.Background(), src); err != nil {
+		b.Fatal(err)
+	}
+	return in
 }
